@@ -1,0 +1,56 @@
+"""Device backends, one per runtime, behind the :class:`~hwnas.devices.base.Device` protocol.
+
+Backends are registered by module path and imported only when used, so listing
+them (``hwnas devices``) never imports a runtime that is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hwnas.registry import Registry
+
+DEVICES: Registry[Any] = Registry("device")
+
+
+def _lazy(module: str, cls: str):
+    def factory(**kwargs):
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+
+    factory.target = (module, cls)  # type: ignore[attr-defined]
+    return factory
+
+
+def _register(name: str, module: str, cls: str, description: str, extra: str) -> None:
+    DEVICES.register(name, _lazy(f"hwnas.devices.{module}", cls), description, extra=extra,
+                     module=f"hwnas.devices.{module}", cls=cls)
+
+
+_register("onnxruntime-cpu", "onnxruntime_cpu", "OnnxRuntimeCPU", "ONNX Runtime, CPU execution provider", "")
+
+
+def get_device(name: str, **kwargs: Any):
+    """Instantiate a backend; raises UnknownNameError / RuntimeMissingError with the fix."""
+    return DEVICES.create(name, **kwargs)
+
+
+def device_class(name: str):
+    e = DEVICES.entry(name)
+    return getattr(importlib.import_module(e.meta["module"]), e.meta["cls"])
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """Every backend with whether it is usable here and why not (naming the pip extra)."""
+    rows = []
+    for e in DEVICES.entries():
+        try:
+            cls = device_class(e.name)
+            ok, why = cls.available()
+        except ImportError as exc:
+            ok, why = False, f"{exc}"
+        if not ok and e.meta.get("extra"):
+            why = f"{why} (pip install 'hwnas[{e.meta['extra']}]')"
+        rows.append({"name": e.name, "description": e.description, "available": ok,
+                     "detail": why, "extra": e.meta.get("extra", "")})
+    return rows

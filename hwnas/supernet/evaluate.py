@@ -1,0 +1,115 @@
+"""Subnet evaluation: BN recalibration, then top-1 accuracy.
+
+A subnet's BatchNorm running statistics in a super-network were accumulated over
+many different subnets, so they are wrong for any one of them. As Once-for-All
+does, :func:`recalibrate_bn` runs ~2,000 training images (train-mode
+augmentation, fixed subset) through the subnet, normalises each batch with its
+own mean and *biased* variance, and writes the batch-size-weighted average of
+those per-batch statistics into the running stats (no momentum, no n/(n-1)).
+It works on the elastic super-network (the first ``C`` entries of each BN are
+written) and on a static subnet alike.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.supernet.data import ImageSet, batches, preprocess
+from hwnas.types import ArchConfig
+
+CALIB_IMAGES = 2000
+CALIB_BATCH = 200
+CALIB_SEED = 937162211
+
+
+@contextmanager
+def _batch_stat_bns(model: nn.Module, sums: dict):
+    """Patch every BatchNorm (plain, or the super-network's sliced DynamicBN) to normalise
+    with batch statistics and record them against the underlying ``BatchNorm2d``."""
+    from hwnas.supernet.elastic import DynamicBN
+
+    originals = {}
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm2d, DynamicBN)):
+            bn = m.bn if isinstance(m, DynamicBN) else m
+            originals[m] = m.forward
+
+            def fwd(x, bn=bn):
+                c = x.shape[1]
+                mean = x.mean((0, 2, 3))
+                var = x.var((0, 2, 3), unbiased=False)
+                acc = sums.setdefault(bn, [torch.zeros(c), torch.zeros(c), 0, c])
+                acc[0] += mean.detach() * x.shape[0]
+                acc[1] += var.detach() * x.shape[0]
+                acc[2] += x.shape[0]
+                return F.batch_norm(x, mean, var, bn.weight[:c], bn.bias[:c], False, 0.0, bn.eps)
+
+            m.forward = fwd
+    try:
+        yield
+    finally:
+        for m in originals:
+            del m.forward  # drop the instance attribute; the class method is back
+
+
+def calibration_indices(n_available: int, n: int = CALIB_IMAGES, seed: int = CALIB_SEED) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(n_available)[: min(n, n_available)]
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, data: ImageSet, arch: ArchConfig, n_images: int = CALIB_IMAGES,
+                   batch_size: int = CALIB_BATCH, seed: int = CALIB_SEED) -> None:
+    """Reset the running statistics of ``model`` (super-network or static subnet) for ``arch``."""
+    from hwnas.supernet.elastic import ElasticMBV3
+
+    idx = calibration_indices(len(data), n_images, seed)
+    gen = torch.Generator().manual_seed(seed)
+    sums: dict = {}
+    was_training = model.training
+    model.eval()
+    with _batch_stat_bns(model, sums):
+        for b in batches(len(idx), batch_size):
+            x = preprocess(data.images[idx[b]], arch.r, data.mean, data.std, train=True, generator=gen)
+            if isinstance(model, ElasticMBV3):
+                model(x, arch)
+            else:
+                model(x)
+    for m, (s_mean, s_var, n, c) in sums.items():
+        m.running_mean[:c] = s_mean / n
+        m.running_var[:c] = s_var / n
+    model.train(was_training)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data: ImageSet, arch: ArchConfig, batch_size: int = 500) -> np.ndarray:
+    from hwnas.supernet.elastic import ElasticMBV3
+
+    model.eval()
+    outs = []
+    for b in batches(len(data), batch_size):
+        x = preprocess(data.images[b], arch.r, data.mean, data.std)
+        outs.append((model(x, arch) if isinstance(model, ElasticMBV3) else model(x)).numpy())
+    return np.concatenate(outs)
+
+
+def top1(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy in percent."""
+    return float((logits.argmax(1) == labels).mean() * 100.0)
+
+
+def evaluate_subnet(supernet, arch: ArchConfig, calib: ImageSet, data: ImageSet,
+                    n_calib: int = CALIB_IMAGES) -> float:
+    """Extract ``arch``, recalibrate its BN on ``calib`` and return top-1 (%) on ``data``.
+
+    The super-network is not modified (the static copy is recalibrated).
+    """
+    from hwnas.supernet.extract import extract
+
+    net = extract(supernet, arch)
+    recalibrate_bn(net, calib, arch, n_calib)
+    return top1(predict_logits(net, data, arch), data.labels)

@@ -1,0 +1,211 @@
+"""Super-network training with the sandwich rule and in-place distillation (BigNAS).
+
+Each step trains, on one augmented batch:
+  * the largest subnet on the labels (label-smoothed cross-entropy);
+  * the smallest subnet and ``n_random`` random subnets on the largest one's soft
+    outputs (in-place distillation), each at its own resolution.
+Gradients of all subnets accumulate; one optimiser step follows (SGD + Nesterov,
+cosine schedule with a linear warm-up, no weight decay on BN and biases).
+
+Resumable: the full training state (weights, optimiser, epoch, RNG) is written
+atomically after every epoch to ``out/last.pt``; ``resume=True`` continues from it,
+so a killed run loses at most the epoch in flight. The checkpoint contains only
+tensors and plain values and is read back with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hwnas.errors import CheckpointError, ConfigError
+from hwnas.fileio import atomic_write_json
+from hwnas.supernet.data import ImageSet, batches, preprocess
+from hwnas.supernet.elastic import ElasticMBV3
+from hwnas.supernet.evaluate import evaluate_subnet
+from hwnas.supernet.spaces import get_space
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    space: str = "fmnist-mbv3"
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0
+    n_random: int = 2
+    kd_temperature: float = 1.0
+    grad_clip: float = 5.0
+    seed: int = 0
+    train_limit: int = 0  # use only the first N training images (0 = all); for quick runs and tests
+    threads: int = 0  # torch intra-op threads (0 = torch's default)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+# Fields that may change on resume without changing what is being trained.
+_RESUMABLE_CHANGES = {"epochs", "threads"}
+
+
+def _param_groups(net: torch.nn.Module, wd: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith("_matrix") else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    total = cfg.epochs * steps_per_epoch
+    warm = cfg.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def train_supernet(
+    cfg: TrainConfig,
+    train: ImageSet,
+    val: ImageSet,
+    out: str | os.PathLike,
+    resume: bool = False,
+    device: str | None = None,
+    on_step: Callable[[int, int, int, float], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train (or continue training) and return the path of the final ``supernet.safetensors``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "last.pt"
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    sp = get_space(cfg.space)
+    torch.manual_seed(cfg.seed)
+    net = ElasticMBV3(sp).to(dev).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(_param_groups(net, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    start_epoch, elapsed, history = 0, 0.0, []
+    if state_path.exists():
+        if not resume:
+            raise ConfigError(f"'{out}' already holds a training run: pass --resume to continue it or choose a new --out.")
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"Cannot read '{state_path}' ({type(exc).__name__}); delete it to restart.") from None
+        old = TrainConfig.from_dict(json.loads(st["config"]))
+        diff = {k: (getattr(old, k), getattr(cfg, k)) for k in cfg.to_dict()
+                if getattr(old, k) != getattr(cfg, k) and k not in _RESUMABLE_CHANGES}
+        if diff:
+            raise ConfigError(
+                f"Cannot resume '{out}' with a different configuration: "
+                + ", ".join(f"{k} was {a} now {b}" for k, (a, b) in diff.items())
+                + ". Use the original options or a new --out."
+            )
+        net.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        start_epoch, elapsed = int(st["epoch"]), float(st["elapsed_s"])
+        history = json.loads(st["history"])
+    elif resume:
+        raise ConfigError(f"Nothing to resume in '{out}' (no last.pt); drop --resume to start.")
+
+    n_train = min(len(train), cfg.train_limit) if cfg.train_limit else len(train)
+    steps_per_epoch = n_train // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(f"Batch size {cfg.batch_size} exceeds the {n_train} training images.")
+    min_a, max_a = sp.min_arch(), sp.max_arch()
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        net.train()
+        loss_sum = 0.0
+        for step, idx in enumerate(batches(n_train, cfg.batch_size, rng, drop_last=True)):
+            g_step = epoch * steps_per_epoch + step
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(cfg, g_step, steps_per_epoch)
+            imgs, y = train.images[idx], torch.as_tensor(train.labels[idx]).to(dev)
+            x_max = preprocess(imgs, max_a.r, train.mean, train.std, train=True, generator=gen)
+            opt.zero_grad(set_to_none=True)
+            logits = net(x_max.to(dev).contiguous(memory_format=torch.channels_last), max_a)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            loss.backward()
+            loss_sum += loss.item()
+            soft = F.softmax(logits.detach() / cfg.kd_temperature, dim=1)
+            students = [min_a] + [sp.sample(rng) for _ in range(cfg.n_random)]
+            for a in students:
+                # the same augmented images, resized for this subnet
+                xa = x_max if a.r == max_a.r else F.interpolate(
+                    x_max, size=(a.r, a.r), mode="bilinear", align_corners=False, antialias=a.r < max_a.r)
+                out_a = net(xa.to(dev).contiguous(memory_format=torch.channels_last), a)
+                kd = -(soft * F.log_softmax(out_a / cfg.kd_temperature, dim=1)).sum(1).mean()
+                kd.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            if on_step is not None:
+                on_step(epoch, step, steps_per_epoch, float(loss))
+        elapsed += time.time() - t0
+        net.cpu()
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss_max": loss_sum / steps_per_epoch,
+            "val_top1_min": evaluate_subnet(net, min_a, train, val),
+            "val_top1_max": evaluate_subnet(net, max_a, train, val),
+            "epoch_s": round(time.time() - t0, 1),
+            "elapsed_s": round(elapsed, 1),
+        }
+        net.to(dev)
+        history.append(rec)
+        state = {
+            "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "epoch": epoch + 1,
+            "elapsed_s": elapsed,
+            "config": json.dumps(cfg.to_dict()),
+            "history": json.dumps(history),
+        }
+        _atomic_save(state, state_path)
+        atomic_write_json(out / "train_log.json", {"config": cfg.to_dict(), "history": history})
+        if on_epoch is not None:
+            on_epoch(rec)
+    return save_weights(net.cpu(), out / "supernet.safetensors", cfg, history, dev)
+
+
+def save_weights(net: ElasticMBV3, path: Path, cfg: TrainConfig, history: list, dev) -> Path:
+    """Write the weights as safetensors (fp32) with the training facts in its metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    meta = {
+        "space": cfg.space,
+        "config": json.dumps(cfg.to_dict()),
+        "epochs_done": str(len(history)),
+        "hardware": f"{platform.processor() or platform.machine()} ({dev})",
+    }
+    save_file(state, str(path), metadata=meta)
+    return path
