@@ -1,47 +1,13 @@
-"""The ``hwnas`` command line. Each command builds a config and calls the library.
-
-Errors derived from :class:`~hwnas.errors.HwnasError` are printed as one line on
-stderr with exit status 2 (1 for a failed verification), never as a traceback.
-"""
+"""Commands of the foundation: spaces, devices, arch, export-subnet, measure."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from hwnas.errors import HwnasError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Profile a device, search a subnet under a budget, export it to the device.")
-
-
-@app.callback()
-def _root() -> None:
-    """Profile a device, search a subnet under a budget, export it to the device."""
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _echo_json(obj) -> None:
-    typer.echo(json.dumps(obj, indent=1, default=str))
-
-
-def parse_arch(text: str, space: Optional[str]):
-    """``--arch`` accepts the string of ``hwnas arch``, a JSON dict (OFA's ks/e/d/r form too) or a JSON file."""
-    from hwnas.types import ArchConfig
-
-    p = Path(text)
-    if text.endswith(".json") and p.is_file():
-        return ArchConfig.from_dict(json.loads(p.read_text()), space)
-    return ArchConfig.parse(text, space)
+from hwnas.cli import app, console, echo_json, parse_arch
 
 
 @app.command("spaces")
@@ -51,7 +17,7 @@ def spaces_cmd(as_json: bool = typer.Option(False, "--json", help="Machine-reada
 
     rows = [get_space(n).summary() for n in list_spaces()]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     from rich.table import Table
 
@@ -59,7 +25,7 @@ def spaces_cmd(as_json: bool = typer.Option(False, "--json", help="Machine-reada
     for r in rows:
         t.add_row(r["name"], r["input"], str(r["slots"]), str(r["kernel"]), str(r["expand"]), str(r["depth"]),
                   f"{r['macs_m'][0]}..{r['macs_m'][1]}")
-    con = _console()
+    con = console()
     con.print(t)
     for r in rows:
         con.print(f"{r['name']}: {r['description']}")
@@ -72,14 +38,14 @@ def devices_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
 
     rows = list_devices()
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     from rich.table import Table
 
     t = Table("device", "available", "version / why not", "description")
     for r in rows:
         t.add_row(r["name"], "yes" if r["available"] else "no", r["detail"], r["description"])
-    _console().print(t)
+    console().print(t)
 
 
 @app.command("arch")
@@ -106,7 +72,7 @@ def arch_cmd(
     else:
         raise ConfigError(f"Unknown arch selector '{which}': use sample, min or max.")
     if as_json:
-        _echo_json({**a.to_dict(), "arch": a.to_str(), "key": a.key(), "macs": sp.macs(a), "params": sp.params(a)})
+        echo_json({**a.to_dict(), "arch": a.to_str(), "key": a.key(), "macs": sp.macs(a), "params": sp.params(a)})
     else:
         typer.echo(a.to_str())
 
@@ -153,7 +119,7 @@ def measure_cmd(
     d = m.to_dict()
     d["device"] = dev.spec().to_dict()
     if as_json:
-        _echo_json(d)
+        echo_json(d)
         return
     s = m.stats
     lines = [f"{model} on {device} ({threads} thread{'s' if threads > 1 else ''}, "
@@ -170,59 +136,3 @@ def measure_cmd(
         lines.append(f"  warning: spread {s.spread:.0%} (p90-p10)/median is too wide to trust the median; "
                      "quote the normalised figure or re-run on a quieter machine")
     typer.echo("\n".join(lines))
-
-
-@app.command("train-supernet")
-def train_supernet_cmd(
-    space: str = typer.Option("fmnist-mbv3", help="Search space to train."),
-    data: Optional[Path] = typer.Option(None, help="Fashion-MNIST folder (default: the Debian package's)."),
-    epochs: int = typer.Option(15, help="Training epochs."),
-    batch_size: int = typer.Option(256),
-    lr: float = typer.Option(0.1, help="Peak learning rate (SGD + Nesterov, cosine)."),
-    seed: int = typer.Option(0),
-    n_random: int = typer.Option(2, help="Random subnets per step besides the largest and smallest."),
-    train_limit: int = typer.Option(0, help="Use only the first N training images (0 = all)."),
-    threads: int = typer.Option(0, help="torch CPU threads (0 = default)."),
-    out: Path = typer.Option(..., help="Checkpoint folder."),
-    resume: bool = typer.Option(False, help="Continue the run in --out."),
-) -> None:
-    """Train a super-network with the sandwich rule and in-place distillation."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from hwnas.supernet.data import load_fmnist_split
-    from hwnas.supernet.modelcard import write_model_card
-    from hwnas.supernet.train import TrainConfig, train_supernet
-
-    cfg = TrainConfig(space=space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_random=n_random,
-                      train_limit=train_limit, threads=threads)
-    train, val = load_fmnist_split("train", data), load_fmnist_split("val", data)
-    console = _console()
-    with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console) as prog:
-        task = prog.add_task("train", total=1, epoch=0, loss=0.0)
-
-        def on_step(epoch: int, step: int, n: int, loss: float) -> None:
-            prog.update(task, completed=step + 1, total=n, epoch=epoch + 1, loss=loss)
-
-        def on_epoch(rec: dict) -> None:
-            prog.console.print(
-                f"epoch {rec['epoch']}: val top-1 smallest {rec['val_top1_min']:.2f} %, largest "
-                f"{rec['val_top1_max']:.2f} %, {rec['epoch_s']:.0f} s"
-            )
-
-        weights = train_supernet(cfg, train, val, out, resume=resume, on_step=on_step, on_epoch=on_epoch)
-    card = write_model_card(weights, command=" ".join(["hwnas"] + sys.argv[1:]), data_dir=data)
-    console.print(f"weights: {weights}\nmodel card: {card}")
-
-
-def main() -> None:
-    try:
-        app()
-    except HwnasError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":
-    main()
