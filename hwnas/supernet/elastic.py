@@ -26,7 +26,7 @@ from torch import nn
 
 from hwnas.errors import ArchError
 from hwnas.supernet.spaces import SearchSpace, get_space
-from hwnas.supernet.static import BN_EPS, BN_MOMENTUM, ConvBNAct, Linear, ResidualBlock, make_act
+from hwnas.supernet.static import BN_EPS, BN_MOMENTUM, ConvBNAct, Linear, ResidualBlock, init_weights, make_act
 from hwnas.types import ArchConfig
 
 
@@ -174,19 +174,7 @@ class ElasticMBV3(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """OFA's init: He-normal (fan-out) convs, BN weight 1 / bias 0, linear U(±1/sqrt(fan_in)), matrices identity."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / m.weight.shape[1] ** 0.5
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     # -- active arch -----------------------------------------------------------
     def set_active(self, arch: ArchConfig) -> ElasticMBV3:

@@ -33,6 +33,23 @@ def make_act(name: str) -> nn.Module | None:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def init_weights(module: nn.Module) -> None:
+    """OFA's initialisation: He-normal (fan-out) convs, BN weight 1 / bias 0, linear
+    U(±1/sqrt(fan_in)) with zero bias; kernel-transform matrices stay identity."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / m.weight.shape[1] ** 0.5
+            nn.init.uniform_(m.weight, -bound, bound)
+            nn.init.zeros_(m.bias)
+
+
 class ConvBNAct(nn.Module):
     """conv (no bias) → BN → activation; ``groups`` = channels for depthwise."""
 

@@ -167,7 +167,7 @@ def train_supernet(
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             opt.step()
             if on_step is not None:
-                on_step(epoch, step, steps_per_epoch, float(loss))
+                on_step(epoch, step, steps_per_epoch, loss.item())
         elapsed += time.time() - t0
         net.cpu()
         rec = {
@@ -193,6 +193,43 @@ def train_supernet(
         if on_epoch is not None:
             on_epoch(rec)
     return save_weights(net.cpu(), out / "supernet.safetensors", cfg, history, dev)
+
+
+def train_standalone(arch, train: ImageSet, epochs: int = 2, batch_size: int = 256, lr: float = 0.1,
+                     weight_decay: float = 5e-5, label_smoothing: float = 0.1, seed: int = 0,
+                     train_limit: int = 0, device: str | None = None):
+    """Train one subnet from scratch (no super-network), with the same augmentation and
+    schedule shape as :func:`train_supernet`. Used to check that the super-network ranks
+    subnets like stand-alone training does. Returns the static network in eval mode."""
+    from hwnas.supernet.static import StaticMBV3, init_weights
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)
+    sp = get_space(arch.space)
+    net = StaticMBV3(sp.layers(arch))
+    init_weights(net)  # the same initialisation as the super-network
+    net = net.to(dev).to(memory_format=torch.channels_last)
+    cfg = TrainConfig(space=arch.space, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      label_smoothing=label_smoothing, seed=seed)
+    opt = torch.optim.SGD(_param_groups(net, weight_decay), lr=lr, momentum=0.9, nesterov=True)
+    n_train = min(len(train), train_limit) if train_limit else len(train)
+    steps = n_train // batch_size
+    for epoch in range(epochs):
+        rng = np.random.default_rng([seed, epoch, 1])
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        net.train()
+        for step, idx in enumerate(batches(n_train, batch_size, rng, drop_last=True)):
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(cfg, epoch * steps + step, steps)
+            x = preprocess(train.images[idx], arch.r, train.mean, train.std, train=True, generator=gen)
+            y = torch.as_tensor(train.labels[idx]).to(dev)
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(x.to(dev).contiguous(memory_format=torch.channels_last)), y,
+                                   label_smoothing=label_smoothing)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+    return net.cpu().eval()
 
 
 def save_weights(net: ElasticMBV3, path: Path, cfg: TrainConfig, history: list, dev) -> Path:

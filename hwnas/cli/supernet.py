@@ -1,4 +1,4 @@
-"""``hwnas train-supernet``."""
+"""Super-network commands: ``train-supernet`` and ``eval-subnet``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from hwnas.cli import app, console
+from hwnas.cli import app, console, echo_json, parse_arch
 
 
 @app.command("train-supernet")
@@ -35,10 +35,10 @@ def train_supernet_cmd(
     cfg = TrainConfig(space=space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_random=n_random,
                       train_limit=train_limit, threads=threads)
     train, val = load_fmnist_split("train", data), load_fmnist_split("val", data)
-    console = console()
+    con = console()
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console) as prog:
+                  console=con) as prog:
         task = prog.add_task("train", total=1, epoch=0, loss=0.0)
 
         def on_step(epoch: int, step: int, n: int, loss: float) -> None:
@@ -52,4 +52,43 @@ def train_supernet_cmd(
 
         weights = train_supernet(cfg, train, val, out, resume=resume, on_step=on_step, on_epoch=on_epoch)
     card = write_model_card(weights, command=" ".join(["hwnas"] + sys.argv[1:]), data_dir=data)
-    console.print(f"weights: {weights}\nmodel card: {card}")
+    con.print(f"weights: {weights}\nmodel card: {card}")
+
+
+@app.command("eval-subnet")
+def eval_subnet_cmd(
+    arch: str = typer.Option(..., help="Arch string, JSON dict or JSON file."),
+    space: Optional[str] = typer.Option(None, help="Search space (if the arch string does not name it)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Super-network weights (default: the shipped ones)."),
+    split: str = typer.Option("val", help="val (model selection) or test (final reporting)."),
+    data: Optional[Path] = typer.Option(None, help="Fashion-MNIST folder (default: the Debian package's)."),
+    calib_images: int = typer.Option(2000, help="Training images for BN recalibration."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Top-1 of one subnet: extract it, recalibrate its BN on training images, evaluate."""
+    import time
+
+    from hwnas.errors import ConfigError
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.data import load_fmnist_split
+    from hwnas.supernet.evaluate import evaluate_subnet
+
+    if split not in ("val", "test"):
+        raise ConfigError(f"--split must be val or test, got '{split}'.")
+    a = parse_arch(arch, space)
+    net, source = load_supernet(a.space, checkpoint, allow_random=False)
+    train, evald = load_fmnist_split("train", data), load_fmnist_split(split, data)
+    t0 = time.time()
+    acc = evaluate_subnet(net, a, train, evald, calib_images)
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space(a.space)
+    out = {"arch": a.to_str(), "split": split, "top1": round(acc, 2), "images": len(evald),
+           "bn_calibration_images": calib_images, "macs": sp.macs(a), "params": sp.params(a),
+           "weights": source, "seconds": round(time.time() - t0, 2)}
+    if as_json:
+        echo_json(out)
+    else:
+        console().print(f"{out['arch']}: top-1 {out['top1']:.2f} % on {split} ({len(evald)} images, "
+                        f"BN recalibrated on {calib_images}); {out['macs'] / 1e6:.2f} MMACs, "
+                        f"{out['params']:,} params")
