@@ -160,3 +160,13 @@ def test_fmnist_space_spans_a_wide_range():
     sp = get_space("fmnist-mbv3")
     assert sp.macs(sp.max_arch()) / sp.macs(sp.min_arch()) > 8
     assert sp.layers(sp.max_arch(28))[0].out_hw == 14
+
+
+def test_all_layers_covers_every_subnet_layer():
+    sp = get_space("fmnist-mbv3")
+    keys = {layer.key() for layer in sp.all_layers([20, 28])}
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a = sp.sample(rng, [20, 28])
+        assert {layer.key() for layer in sp.layers(a)} <= keys
+    assert len(keys) == len(sp.all_layers([20, 28]))  # deduplicated

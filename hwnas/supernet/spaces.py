@@ -268,6 +268,21 @@ class SearchSpace:
         ]
         return out
 
+    def all_layers(self, resolutions: Sequence[int] | None = None) -> list[LayerSpec]:
+        """Every distinct layer any subnet can contain at these resolutions (deduplicated by ``key()``).
+
+        Feature-map sizes do not depend on depth, so a stage contributes one first-block
+        and one later-block variant per (kernel, expand) and resolution.
+        """
+        seen: dict[str, LayerSpec] = {}
+        for r in resolutions or self.resolutions:
+            # the max-depth arch holds every (stage, position) slot; uniform k/e covers each choice
+            for k in self.kernel_choices:
+                for e in self.expand_choices:
+                    for layer in self.layers(self.arch(k, e, max(self.depth_choices), r)):
+                        seen.setdefault(layer.key(), layer)
+        return list(seen.values())
+
     def macs(self, arch: ArchConfig) -> int:
         return sum(layer.macs for layer in self.layers(arch))
 
