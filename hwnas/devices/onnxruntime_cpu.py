@@ -25,7 +25,8 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended"
 
 
 class OrtModel(LoadedModel):
-    def __init__(self, session, input_shape: tuple[int, ...], optimized_path: Path | None) -> None:
+    def __init__(self, session, input_shape: tuple[int, ...], optimized_path: Path | None,
+                 source: Path | None = None, device: OnnxRuntimeCPU | None = None) -> None:
         import onnxruntime as ort
 
         self.session = session
@@ -37,6 +38,7 @@ class OrtModel(LoadedModel):
         for o in session.get_outputs():
             self._binding.bind_output(o.name, "cpu")
         self.optimized_path = optimized_path
+        self._source, self._device = source, device
 
     def run(self) -> None:
         self.session.run_with_iobinding(self._binding)
@@ -45,12 +47,29 @@ class OrtModel(LoadedModel):
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     def runtime_graph(self) -> dict[str, Any] | None:
-        """Op types of the optimised graph ORT runs (fused nodes such as FusedConv appear as one)."""
-        if self.optimized_path is None or not self.optimized_path.exists():
-            return None
+        """Op types of the optimised graph ORT runs (fused nodes such as FusedConv appear as one).
+
+        Without ``keep_optimized`` the optimised graph is written once, on first call, by a second
+        session with the same options (ORT only saves it while building a session).
+        """
         import onnx
 
-        m = onnx.load(str(self.optimized_path))
+        if self.optimized_path is not None and self.optimized_path.exists():
+            m = onnx.load(str(self.optimized_path))
+        elif self._device is not None and self._source is not None:
+            import shutil
+
+            import onnxruntime as ort
+
+            tmp = Path(tempfile.mkdtemp(prefix="hwnas-ort-"))
+            try:
+                ort.InferenceSession(str(self._source), self._device.session_options(tmp / "opt.onnx"),
+                                     providers=["CPUExecutionProvider"])
+                m = onnx.load(str(tmp / "opt.onnx"))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            return None
         return {"nodes": [{"name": n.name, "op": n.op_type, "domain": n.domain} for n in m.graph.node]}
 
     def close(self) -> None:
@@ -83,7 +102,7 @@ class OnnxRuntimeCPU(Device):
 
         return ort.__version__
 
-    def session_options(self, optimized_path: Path | None = None, profile: bool = False):
+    def session_options(self, optimized_path: Path | None = None, profile: bool | str = False):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -97,6 +116,8 @@ class OnnxRuntimeCPU(Device):
             so.optimized_model_filepath = str(optimized_path)
         if profile:
             so.enable_profiling = True
+            if isinstance(profile, str):  # trace file prefix (ORT writes into the working directory otherwise)
+                so.profile_file_prefix = profile
         return so
 
     def load(self, onnx_path: str | os.PathLike, keep_optimized: bool = False) -> OrtModel:
@@ -113,18 +134,21 @@ class OnnxRuntimeCPU(Device):
         except Exception as exc:  # ORT raises its own exception types
             raise DeviceError(f"ONNX Runtime cannot load '{onnx_path}': {exc}") from None
         shape = onnx_input_shape(onnx_path)
-        return OrtModel(sess, shape, opt_path)
+        return OrtModel(sess, shape, opt_path, onnx_path, self)
 
     def kernel_profile(self, onnx_path: str | os.PathLike, runs: int = 20) -> list[dict[str, Any]]:
         """Per-node kernel times (µs, median over ``runs``) from ORT's profiler, for relative breakdowns.
 
-        Profiling more than doubles run time, so only the shares are meaningful.
+        Each record: ``node`` (name in the optimised graph), ``op``, ``us``, and the kernel's
+        ``inputs``/``outputs`` shapes as ORT saw them. Profiling more than doubles run time, so only
+        the shares are meaningful.
         """
         import json
 
         import onnxruntime as ort
 
-        sess = ort.InferenceSession(str(onnx_path), self.session_options(profile=True),
+        prefix = str(Path(tempfile.mkdtemp(prefix="hwnas-ortprof-")) / "trace")
+        sess = ort.InferenceSession(str(onnx_path), self.session_options(profile=prefix),
                                     providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         x = random_input(onnx_input_shape(onnx_path))
@@ -133,11 +157,16 @@ class OnnxRuntimeCPU(Device):
         trace = Path(sess.end_profiling())
         events = json.loads(trace.read_text())
         trace.unlink(missing_ok=True)
+        trace.parent.rmdir()
         times: dict[str, list[float]] = {}
-        ops: dict[str, str] = {}
+        info: dict[str, dict[str, Any]] = {}
         for ev in events:
             if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):
                 node = ev["name"][: -len("_kernel_time")]
                 times.setdefault(node, []).append(float(ev["dur"]))
-                ops[node] = ev.get("args", {}).get("op_name", "")
-        return [{"node": n, "op": ops[n], "us": float(np.median(t))} for n, t in times.items()]
+                args = ev.get("args", {})
+                info[node] = {"op": args.get("op_name", ""),
+                              "inputs": [next(iter(d.values())) for d in args.get("input_type_shape", [])],
+                              "outputs": [next(iter(d.values())) for d in args.get("output_type_shape", [])]}
+        return [{"node": n, "op": info[n]["op"], "us": float(np.median(t)), "inputs": info[n]["inputs"],
+                 "outputs": info[n]["outputs"]} for n, t in times.items()]

@@ -1,0 +1,232 @@
+"""The profiler: measure a space's block table, end-to-end samples and reference set on a device.
+
+Backend-agnostic: it takes a :class:`~hwnas.devices.base.Device` and two *builders* — callables
+that write an ONNX file for a subnet (``build_model(arch, path)``) or for one layer
+(``build_layer(layer_spec, path)``) — so it never imports the super-network (the pipeline and
+the CLI compose them). Work is planned deterministically from the settings, each finished row
+is stored at once (crash-safe journal), and a re-run skips every row already stored: an
+interrupted profile resumes where it stopped.
+
+Order of the work: the fixed reference set, the block/op table, the stratified random samples,
+then ``repeats`` re-measurements of reference archs (minutes after the first measurement, they
+give the device's own repeatability: the floor any latency model is judged against).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import ConfigError
+from hwnas.profiles.profile import DeviceProfile
+from hwnas.profiles.sampling import default_op_resolutions, op_layers, reference_archs, stratified_archs
+from hwnas.profiles.schema import MODEL_KINDS, model_row_key, op_row_key
+from hwnas.types import ArchConfig
+
+BuildModel = Callable[[ArchConfig, Path], Any]
+BuildLayer = Callable[[Any, Path], Any]
+Progress = Callable[[str, float, float], None]
+"""``progress(description, done_units, total_units)``; a model counts ``MODEL_UNITS`` op units."""
+
+MODEL_UNITS = 8.0
+
+
+def _model_timing():
+    from hwnas.devices.timing import TimingConfig
+
+    return TimingConfig()
+
+
+def _op_timing():
+    from hwnas.devices.timing import TimingConfig
+
+    return TimingConfig.quick()
+
+
+@dataclass
+class ProfileSettings:
+    """What to measure for one space (stored in ``device.json`` under ``spaces``)."""
+
+    space: str
+    samples: int = 100
+    reference_set: int = 20
+    repeats: int = 10
+    op_resolutions: list[int] | None = None  # None: default_op_resolutions(space)
+    ops: bool = True
+    seed: int = 0
+    kernel_times: bool = True
+    energy: bool = True
+    model_timing: Any = field(default_factory=_model_timing)
+    op_timing: Any = field(default_factory=_op_timing)
+
+    def __post_init__(self) -> None:
+        from hwnas.supernet.spaces import get_space
+
+        sp = get_space(self.space)
+        if self.samples < 0 or self.reference_set < 0 or self.repeats < 0:
+            raise ConfigError("samples, reference_set and repeats must be >= 0.")
+        if self.repeats > self.reference_set:
+            raise ConfigError(f"repeats ({self.repeats}) re-measure reference archs: at most --reference-set "
+                              f"({self.reference_set}).")
+        if self.op_resolutions is None:
+            self.op_resolutions = default_op_resolutions(self.space)
+        bad = [r for r in self.op_resolutions if r not in sp.resolutions]
+        if bad:
+            raise ConfigError(f"Resolutions {bad} are not in space '{self.space}' ({list(sp.resolutions)}).")
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"samples": self.samples, "reference_set": self.reference_set, "repeats": self.repeats,
+                "op_resolutions": list(self.op_resolutions), "seed": self.seed, "ops": self.ops,
+                "model_timing": self.model_timing.to_dict(), "op_timing": self.op_timing.to_dict()}
+
+
+@dataclass(frozen=True)
+class Task:
+    table: str  # "ops" | "models"
+    key: str
+    kind: str
+    item: Any  # LayerSpec or ArchConfig
+    repeat: int = 0
+
+
+def plan(prof: DeviceProfile, settings: ProfileSettings) -> list[Task]:
+    """Every row this profile should hold for ``settings`` (whether or not already measured)."""
+    dev = prof.device_id
+    refs = reference_archs(settings.space, settings.reference_set)
+    tasks = [Task("models", model_row_key(a.key(), dev), "reference", a) for a in refs]
+    if settings.ops:
+        for layer in op_layers(settings.space, settings.op_resolutions):
+            tasks.append(Task("ops", op_row_key(layer.key(), dev), layer.kind, layer))
+    for a in stratified_archs(settings.space, settings.samples, settings.seed, exclude=refs):
+        tasks.append(Task("models", model_row_key(a.key(), dev), "random", a))
+    for a in refs[: settings.repeats]:
+        tasks.append(Task("models", model_row_key(a.key(), dev, 1), "repeat", a, 1))
+    return tasks
+
+
+def model_row(arch: ArchConfig, kind: str, repeat: int, device_id: str) -> dict[str, Any]:
+    from hwnas.supernet.spaces import get_space
+
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"Unknown row kind '{kind}'; one of {', '.join(MODEL_KINDS)}.")
+    sp = get_space(arch.space)
+    return {"row_key": model_row_key(arch.key(), device_id, repeat), "space": arch.space, "kind": kind,
+            "arch": arch.to_str(), "arch_key": arch.key(), "resolution": arch.r, "macs": sp.macs(arch),
+            "params": sp.params(arch), "repeat": repeat}
+
+
+def op_row(layer, space: str, device_id: str) -> dict[str, Any]:
+    return {"row_key": op_row_key(layer.key(), device_id), "space": space, "layer_key": layer.key(),
+            "layer": json.dumps(asdict(layer), separators=(",", ":")), "layer_kind": layer.kind,
+            "in_hw": layer.in_hw, "macs": layer.macs, "params": layer.params}
+
+
+def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_model: BuildModel,
+                build_layer: BuildLayer | None, progress: Progress | None = None,
+                workdir: str | Path | None = None, note: str = "") -> dict[str, Any]:
+    """Measure everything :func:`plan` lists that ``prof`` lacks. Returns counts and timings."""
+    from hwnas.profiles.session import MeasureSession
+
+    if settings.ops and build_layer is None:
+        raise ConfigError("The block table needs a layer builder (build_layer), or pass ops=False.")
+    t_start = time.perf_counter()
+    with prof.writing("profiling"):
+        tasks = plan(prof, settings)
+        prof.register_space(settings.space, {
+            **settings.to_meta(), "op_keys": [t.item.key() for t in tasks if t.table == "ops"],
+            "reference_archs": [t.item.to_str() for t in tasks if t.kind == "reference"]})
+        todo = [t for t in tasks if not prof.has_row(t.table, t.key)]
+        units = lambda ts: sum(MODEL_UNITS if t.table == "models" else 1.0 for t in ts)  # noqa: E731
+        total, done = units(tasks), units(tasks) - units(todo)
+        counts = {"planned": len(tasks), "already_stored": len(tasks) - len(todo), "measured": 0,
+                  "unstable": 0, "seconds": {"ops": 0.0, "models": 0.0, "setup": 0.0}}
+        if progress:
+            progress("calibrating references", done, total)
+        session = MeasureSession(prof, device, energy=settings.energy, kernel_times=settings.kernel_times,
+                                 note=note) if todo else None
+        counts["seconds"]["setup"] = time.perf_counter() - t_start
+        tmp = Path(tempfile.mkdtemp(prefix="hwnas-profile-", dir=workdir))
+        try:
+            for t in todo:
+                t0 = time.perf_counter()
+                if progress:
+                    progress(_describe(t), done, total)
+                path = tmp / "model.onnx"
+                if t.table == "ops":
+                    build_layer(t.item, path)
+                    row = {**op_row(t.item, settings.space, prof.device_id),
+                           **session.measure(path, settings.op_timing, energy=False)}
+                else:
+                    build_model(t.item, path)
+                    row = {**model_row(t.item, t.kind, t.repeat, prof.device_id),
+                           **session.measure(path, settings.model_timing, energy=settings.energy)}
+                prof.add_row(t.table, row)
+                path.unlink(missing_ok=True)
+                counts["measured"] += 1
+                counts["unstable"] += int(bool(row["unstable"]))
+                counts["seconds"][t.table] += time.perf_counter() - t0
+                done += MODEL_UNITS if t.table == "models" else 1.0
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if progress:
+            progress("done", total, total)
+        from hwnas.profiles.quality import summarize
+
+        quality = summarize(prof)
+        prof.update_meta(quality=quality)
+    counts["wall_s"] = time.perf_counter() - t_start
+    counts["quality"] = quality
+    return counts
+
+
+def _describe(t: Task) -> str:
+    if t.table == "ops":
+        return f"op {t.item.kind} {t.item.in_hw}x{t.item.in_hw}x{t.item.in_ch}"
+    return f"{t.kind} {t.item.to_str().split('/', 1)[1][:40]}"
+
+
+def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: BuildModel, device,
+                  kind: str = "search", timing=None, energy: bool = True, kernel_times: bool = True,
+                  progress: Progress | None = None, workdir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Measure ``archs`` end to end on ``device`` and append them to ``prof``; returns one row per arch.
+
+    Archs already in the profile are not measured again (their stored row is returned). Used by
+    the search's closed loop and by active sampling; ``build_onnx(arch, path)`` writes the ONNX
+    file, so the caller decides where weights come from. A space new to the profile is
+    registered (without a block table).
+    """
+    from hwnas.profiles.session import MeasureSession
+
+    timing = timing or _model_timing()
+    rows: dict[str, dict[str, Any]] = {}
+    with prof.writing(f"measuring {kind} archs"):
+        for sp in sorted({a.space for a in archs}):
+            if sp not in prof.spaces:
+                prof.register_space(sp, {"samples": 0, "reference_set": 0, "repeats": 0, "op_keys": [],
+                                         "ops": False})
+        todo = [a for a in archs if not prof.has_row("models", model_row_key(a.key(), prof.device_id))]
+        session = MeasureSession(prof, device, energy=energy, kernel_times=kernel_times,
+                                 note=f"measure_archs ({kind})") if todo else None
+        tmp = Path(tempfile.mkdtemp(prefix="hwnas-measure-", dir=workdir))
+        try:
+            for i, a in enumerate(dict.fromkeys(todo)):
+                if progress:
+                    progress(f"{kind} {a.to_str()}", i, len(todo))
+                path = tmp / "model.onnx"
+                build_onnx(a, path)
+                row = {**model_row(a, kind, 0, prof.device_id), **session.measure(path, timing, energy=energy)}
+                prof.add_row("models", row)
+                rows[row["row_key"]] = row
+                path.unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    stored = prof.models_df()
+    by_key = {k: r for k, r in zip(stored["row_key"], stored.to_dict("records"))}
+    return [by_key.get(model_row_key(a.key(), prof.device_id)) or rows[model_row_key(a.key(), prof.device_id)]
+            for a in archs]
