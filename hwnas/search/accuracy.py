@@ -1,0 +1,230 @@
+"""Accuracy of subnets: a reusable dataset of evaluated subnets and a predictor fitted on it.
+
+Dataset: subnets of a super-network evaluated with BN recalibration on the fixed validation
+split (see :func:`hwnas.supernet.evaluate.evaluate_subnet`), stored as Parquet with the arch
+string, its key, resolution, MACs, params and top-1 (%). Building it is resumable: rows are
+saved as they come and archs already present are skipped.
+
+Predictor: :class:`AccuracyPredictor` follows the latency models' contract (scikit-learn
+conventions: hyper-parameters in ``__init__``, ``fit(archs, top1) -> self``, learned state in
+trailing-underscore attributes, :class:`~hwnas.errors.NotFittedError` before fit,
+``predict(archs)`` in %, ``save``/``load`` as JSON — no pickle). It is an ensemble of a ridge
+regression on Once-for-All's one-hot arch encoding plus analytic features and gradient-boosted
+trees (LightGBM, stored in its own text format inside the JSON) on the same features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.errors import ConfigError, NotFittedError
+from hwnas.types import ArchConfig
+
+SCHEMA_VERSION = 1
+MIN_SAMPLES = 30
+
+
+# --------------------------------------------------------------------------- dataset
+def load_dataset(path: str | os.PathLike):
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        return pd.DataFrame(columns=["arch", "key", "space", "r", "macs_m", "params_m", "top1", "split"])
+    return pd.read_parquet(p)
+
+
+def build_dataset(supernet, n: int, path: str | os.PathLike, calib, val, seed: int = 0,
+                  split: str = "val", progress: Callable[[int, int, dict], None] | None = None):
+    """Evaluate ``n`` subnets (smallest, largest, then seeded uniform samples) into ``path``.
+
+    Resumable: archs already in the file are skipped; the file is rewritten atomically every
+    few rows, so an interruption loses at most those rows.
+    """
+    import io
+
+    import pandas as pd
+
+    from hwnas.fileio import atomic_write_bytes
+    from hwnas.supernet.evaluate import evaluate_subnet
+
+    sp = supernet.space
+    df = load_dataset(path)
+    if len(df) and set(df["space"]) != {sp.name}:
+        raise ConfigError(f"'{path}' holds subnets of {sorted(set(df['space']))}, not '{sp.name}'.")
+    rows = df.to_dict("records")
+    have = {r["key"] for r in rows}
+    rng = np.random.default_rng(seed)
+    archs = [sp.min_arch(), sp.max_arch()]
+    while len({a.key() for a in archs}) < n:
+        archs.append(sp.sample(rng))
+    archs = list({a.key(): a for a in archs}.values())[:n]
+
+    def flush():
+        buf = io.BytesIO()
+        pd.DataFrame(rows).to_parquet(buf, index=False)
+        atomic_write_bytes(path, buf.getvalue())
+
+    done_since_flush = 0
+    for i, a in enumerate(archs):
+        if a.key() in have:
+            continue
+        t0 = time.time()
+        acc = evaluate_subnet(supernet, a, calib, val)
+        rows.append({"arch": a.to_str(), "key": a.key(), "space": sp.name, "r": a.r, "macs_m": sp.macs(a) / 1e6,
+                     "params_m": sp.params(a) / 1e6, "top1": acc, "split": split, "seconds": time.time() - t0})
+        have.add(a.key())
+        done_since_flush += 1
+        if done_since_flush >= 10:
+            flush()
+            done_since_flush = 0
+        if progress is not None:
+            progress(i + 1, len(archs), rows[-1])
+    flush()
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- predictor
+def features(archs: Sequence[ArchConfig]) -> np.ndarray:
+    """One-hot encoding (resolution, kernel and expand per active slot) + depths, MACs, params."""
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space(archs[0].space)
+    for a in archs:
+        if a.space != sp.name:
+            raise ConfigError(f"Mixed spaces in one batch: '{a.space}' and '{sp.name}'.")
+    enc = sp.encode(archs)
+    extra = np.array([[*a.d, a.r, sp.macs(a) / 1e6, sp.params(a) / 1e6] for a in archs], dtype=np.float64)
+    return np.hstack([enc, extra])
+
+
+class AccuracyPredictor:
+    """Predicts top-1 (%) of a subnet; ridge + GBDT ensemble (weights chosen on a held-out fold)."""
+
+    name = "accuracy"
+    target = "accuracy_top1"
+
+    def __init__(self, alpha: float = 1.0, n_estimators: int = 400, learning_rate: float = 0.03,
+                 num_leaves: int = 15, seed: int = 0) -> None:
+        self.alpha = alpha
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.seed = seed
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("alpha", "n_estimators", "learning_rate", "num_leaves", "seed")}
+
+    # -- fit/predict --------------------------------------------------------------
+    def fit(self, archs: Sequence[ArchConfig], top1: Sequence[float]) -> AccuracyPredictor:
+        y = np.asarray(top1, dtype=np.float64)
+        if len(archs) < MIN_SAMPLES:
+            raise ConfigError(f"An accuracy predictor needs at least {MIN_SAMPLES} evaluated subnets; got "
+                              f"{len(archs)}. Build more with 'hwnas accuracy-dataset --n N'.")
+        X = features(archs)
+        self.space_ = archs[0].space
+        self.mean_, self.scale_ = X.mean(0), X.std(0) + 1e-9
+        # choose the ensemble weight on a seeded 20 % fold, then refit both on everything
+        rng = np.random.default_rng(self.seed)
+        hold = rng.random(len(y)) < 0.2
+        r1, g1 = self._fit_ridge(X[~hold], y[~hold]), self._fit_gbdt(X[~hold], y[~hold])
+        pr, pg = self._ridge_predict(r1, X[hold]), np.asarray(g1.predict(X[hold]))
+        best_w, best_err = 0.5, np.inf
+        for w in np.linspace(0, 1, 11):
+            err = float(np.mean((w * pr + (1 - w) * pg - y[hold]) ** 2)) if hold.any() else 0.0
+            if err < best_err:
+                best_w, best_err = float(w), err
+        self.weight_ridge_ = best_w
+        self.ridge_ = self._fit_ridge(X, y)
+        self.booster_ = self._fit_gbdt(X, y).booster_
+        self.n_train_ = len(y)
+        return self
+
+    def _fit_ridge(self, X, y):
+        Z = (X - self.mean_) / self.scale_
+        A = np.hstack([Z, np.ones((len(Z), 1))])
+        reg = self.alpha * np.eye(A.shape[1])
+        reg[-1, -1] = 0.0
+        return np.linalg.solve(A.T @ A + reg, A.T @ y)
+
+    def _ridge_predict(self, coef, X):
+        Z = (X - self.mean_) / self.scale_
+        return Z @ coef[:-1] + coef[-1]
+
+    def _fit_gbdt(self, X, y):
+        import lightgbm as lgb
+
+        m = lgb.LGBMRegressor(n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                              num_leaves=self.num_leaves, min_child_samples=5, subsample=0.8, subsample_freq=1,
+                              colsample_bytree=0.8, random_state=self.seed, verbose=-1, n_jobs=1)
+        return m.fit(X, y)
+
+    def predict(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+        if not hasattr(self, "ridge_"):
+            raise NotFittedError("This AccuracyPredictor is not fitted yet: call fit(archs, top1) or load(path).")
+        if not archs:
+            return np.zeros(0)
+        if archs[0].space != self.space_:
+            raise ConfigError(f"This accuracy predictor was fitted on '{self.space_}', not '{archs[0].space}'.")
+        X = features(archs)
+        w = self.weight_ridge_
+        return w * self._ridge_predict(self.ridge_, X) + (1 - w) * self.booster_.predict(X)
+
+    # -- persistence ----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        from hwnas.fileio import atomic_write_json
+
+        if not hasattr(self, "ridge_"):
+            raise NotFittedError("Fit the predictor before saving it.")
+        return atomic_write_json(path, {
+            "schema_version": SCHEMA_VERSION, "kind": "hwnas-accuracy-predictor", "space": self.space_,
+            "params": self.get_params(), "n_train": self.n_train_, "weight_ridge": self.weight_ridge_,
+            "mean": self.mean_.tolist(), "scale": self.scale_.tolist(), "ridge": self.ridge_.tolist(),
+            "booster": self.booster_.model_to_string()})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AccuracyPredictor:
+        import lightgbm as lgb
+
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"Cannot read accuracy predictor '{p}' ({exc}).") from None
+        if d.get("kind") != "hwnas-accuracy-predictor":
+            raise ConfigError(f"'{p}' is not an hwnas accuracy predictor.")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ConfigError(f"Accuracy predictor '{p}' has schema {d.get('schema_version')}; this hwnas reads "
+                              f"{SCHEMA_VERSION}. Refit it with 'hwnas fit-accuracy'.")
+        m = cls(**d["params"])
+        m.space_, m.n_train_, m.weight_ridge_ = d["space"], d["n_train"], d["weight_ridge"]
+        m.mean_, m.scale_ = np.array(d["mean"]), np.array(d["scale"])
+        m.ridge_ = np.array(d["ridge"])
+        m.booster_ = lgb.Booster(model_str=d["booster"])
+        return m
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "accuracy"
+
+
+def shipped_predictor(space: str) -> Path | None:
+    p = SHIPPED_DIR / f"{space}.predictor.json"
+    return p if p.is_file() else None
+
+
+def load_accuracy_predictor(space: str, path: str | os.PathLike | None = None) -> AccuracyPredictor:
+    """The predictor at ``path``, else the one shipped for ``space``; a clear error otherwise."""
+    p = Path(path) if path is not None else shipped_predictor(space)
+    if p is None:
+        raise ConfigError(f"No accuracy predictor for space '{space}': build one with 'hwnas accuracy-dataset' and "
+                          "'hwnas fit-accuracy', or search with --accuracy supernet.")
+    m = AccuracyPredictor.load(p)
+    if m.space_ != space:
+        raise ConfigError(f"Accuracy predictor '{p}' is for space '{m.space_}', not '{space}'.")
+    return m
