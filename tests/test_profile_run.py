@@ -33,7 +33,7 @@ def profiled(tmp_path_factory):
     quick = TimingConfig(warmup=3, warmup_s=0.0, runs=15, min_runs=5, budget_s=0.1, bursts=3, burst_s=0.01,
                          min_burst_runs=3)
     res = profile_device(out, ["tiny-mbv3"], "onnxruntime-cpu", threads=1, samples=6, reference_set=2, repeats=1,
-                         op_resolutions=[16, 28], model_timing=quick, op_timing=quick)
+                         op_resolutions=[16, 28], model_timing=quick, op_timing=quick, retries=0)
     return out, res
 
 

@@ -68,7 +68,8 @@ def profile_cmd(
         extra = {"model_timing": TimingConfig(warmup=3, warmup_s=0.0, runs=15, min_runs=5, budget_s=0.1, bursts=3,
                                               burst_s=0.01, min_burst_runs=3),
                  "op_timing": TimingConfig(warmup=2, warmup_s=0.0, runs=10, min_runs=3, budget_s=0.05, bursts=2,
-                                           burst_s=0.005, min_burst_runs=2)}
+                                           burst_s=0.005, min_burst_runs=2),
+                 "retries": 0}
     con = console()
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                   TextColumn("ETA"), TimeRemainingColumn(), console=con, disable=as_json, transient=False) as prog:

@@ -14,6 +14,7 @@ give the device's own repeatability: the floor any latency model is judged again
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import tempfile
@@ -62,6 +63,7 @@ class ProfileSettings:
     seed: int = 0
     kernel_times: bool = True
     energy: bool = True
+    retries: int = 2  # re-measure a model measured while the machine was disturbed (see session)
     model_timing: Any = field(default_factory=_model_timing)
     op_timing: Any = field(default_factory=_op_timing)
 
@@ -82,6 +84,7 @@ class ProfileSettings:
 
     def to_meta(self) -> dict[str, Any]:
         return {"samples": self.samples, "reference_set": self.reference_set, "repeats": self.repeats,
+                "retries": self.retries,
                 "op_resolutions": list(self.op_resolutions), "seed": self.seed, "ops": self.ops,
                 "model_timing": self.model_timing.to_dict(), "op_timing": self.op_timing.to_dict()}
 
@@ -149,9 +152,10 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
         if progress:
             progress("calibrating references", done, total)
         session = MeasureSession(prof, device, energy=settings.energy, kernel_times=settings.kernel_times,
-                                 note=note) if todo else None
+                                 note=note, retries=settings.retries) if todo else None
         counts["seconds"]["setup"] = time.perf_counter() - t_start
         tmp = Path(tempfile.mkdtemp(prefix="hwnas-profile-", dir=workdir))
+        gc.freeze()  # the peak-memory meter collects garbage before each model: skip the long-lived heap
         try:
             for t in todo:
                 t0 = time.perf_counter()
@@ -173,6 +177,7 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
                 counts["seconds"][t.table] += time.perf_counter() - t0
                 done += MODEL_UNITS if t.table == "models" else 1.0
         finally:
+            gc.unfreeze()
             shutil.rmtree(tmp, ignore_errors=True)
         if progress:
             progress("done", total, total)
@@ -193,7 +198,8 @@ def _describe(t: Task) -> str:
 
 def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: BuildModel, device,
                   kind: str = "search", timing=None, energy: bool = True, kernel_times: bool = True,
-                  progress: Progress | None = None, workdir: str | Path | None = None) -> list[dict[str, Any]]:
+                  retries: int = 2, progress: Progress | None = None,
+                  workdir: str | Path | None = None) -> list[dict[str, Any]]:
     """Measure ``archs`` end to end on ``device`` and append them to ``prof``; returns one row per arch.
 
     Archs already in the profile are not measured again (their stored row is returned). Used by
@@ -212,8 +218,9 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: 
                                          "ops": False})
         todo = [a for a in archs if not prof.has_row("models", model_row_key(a.key(), prof.device_id))]
         session = MeasureSession(prof, device, energy=energy, kernel_times=kernel_times,
-                                 note=f"measure_archs ({kind})") if todo else None
+                                 note=f"measure_archs ({kind})", retries=retries) if todo else None
         tmp = Path(tempfile.mkdtemp(prefix="hwnas-measure-", dir=workdir))
+        gc.freeze()
         try:
             for i, a in enumerate(dict.fromkeys(todo)):
                 if progress:
@@ -225,6 +232,7 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: 
                 rows[row["row_key"]] = row
                 path.unlink(missing_ok=True)
         finally:
+            gc.unfreeze()
             shutil.rmtree(tmp, ignore_errors=True)
     stored = prof.models_df()
     by_key = {k: r for k, r in zip(stored["row_key"], stored.to_dict("records"))}

@@ -1,0 +1,194 @@
+"""Latency models: one conformance check over every registered model, storage, errors, commands,
+active sampling — on a real (small, quickly timed) ONNX Runtime profile of the tiny space."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hwnas.errors import ConfigError, NotFittedError, ProfileError, UnknownNameError
+from hwnas.latency_models import LATENCY_MODELS, fit_latency_model, load_latency_model, training_data
+from hwnas.latency_models.base import MODEL_SCHEMA_VERSION, model_from_json
+from hwnas.profiles import DeviceProfile
+from hwnas.supernet.spaces import get_space
+
+
+def _quick():
+    from hwnas.devices.timing import TimingConfig
+
+    return TimingConfig(warmup=3, warmup_s=0.0, runs=20, min_runs=5, budget_s=0.1, bursts=3, burst_s=0.01,
+                        min_burst_runs=3)
+
+
+@pytest.fixture(scope="module")
+def prof(tmp_path_factory):
+    from hwnas.pipeline import profile_device
+
+    out = tmp_path_factory.mktemp("lm") / "tiny"
+    profile_device(out, ["tiny-mbv3"], samples=32, reference_set=4, repeats=2, op_resolutions=[16, 28],
+                   model_timing=_quick(), op_timing=_quick(), retries=0)
+    return DeviceProfile.open(out)
+
+
+@pytest.mark.parametrize("name", LATENCY_MODELS.list())
+def test_conformance(name, prof):
+    cls_model = LATENCY_MODELS.create(name)
+    space, archs, y, _ = training_data(prof)
+    train, test = archs[:30], archs[30:]
+    with pytest.raises(NotFittedError):
+        cls_model.predict(test)
+    params = cls_model.get_params()
+    assert LATENCY_MODELS.create(name, **params).get_params() == params  # hyper-parameters only in __init__
+    with pytest.raises(ConfigError, match="no hyper-parameter"):
+        cls_model.set_params(not_a_param=1)
+    assert not [k for k in vars(cls_model) if k.endswith("_")]  # no learned state before fit
+    model = cls_model.fit(train, y[:30], prof)
+    assert model is cls_model and model.space_ == space and model.target_ == "latency_ms"
+    pred = model.predict(test)
+    assert isinstance(pred, np.ndarray) and pred.shape == (len(test),) and np.all(np.isfinite(pred) & (pred > 0))
+    assert model.predict([]).shape == (0,)
+    # deterministic and serialisable without pickle
+    again = LATENCY_MODELS.create(name, **params).fit(train, y[:30], prof).predict(test)
+    assert np.allclose(pred, again)
+    doc = json.loads(json.dumps(model.to_json()))
+    assert doc["schema_version"] == MODEL_SCHEMA_VERSION and doc["name"] == name
+    assert np.allclose(model_from_json(doc).predict(test), pred)
+    # predictions follow the device: bigger subnets are predicted slower than the smallest
+    sp = get_space(space)
+    small, big = model.predict([sp.min_arch(16), sp.max_arch(28)])
+    assert big > small
+    # bad input
+    with pytest.raises(ConfigError, match="fitted on space 'tiny-mbv3'.*--space fmnist-mbv3"):
+        model.predict([get_space("fmnist-mbv3").min_arch()])
+    for v, pattern in ((MODEL_SCHEMA_VERSION + 1, "newer .* upgrade hwnas"), (MODEL_SCHEMA_VERSION - 1, "refit")):
+        with pytest.raises(ConfigError, match=pattern):
+            model_from_json({**doc, "schema_version": v})
+    if model.min_samples > 1:
+        n = model.min_samples - 1
+        with pytest.raises(ProfileError, match=f"at least {model.min_samples} end-to-end samples .* got {n}"):
+            LATENCY_MODELS.create(name).fit(archs[:n], y[:n], prof)
+
+
+def test_models_beat_chance_on_held_out_rows(prof):
+    from hwnas.latency_models.metrics import evaluate_models
+
+    res = evaluate_models(prof, ["flops", "lut", "kernel", "e2e", "hybrid"], folds=4)
+    assert "cross-validation" in res["protocol"]
+    for name in ("kernel", "e2e", "hybrid"):
+        r = res["models"][name]
+        assert r["spearman"] > 0.5, (name, r)  # ranks subnets far better than chance
+        assert r["n"] == len(training_data(prof)[1])
+    assert res["floor"]["n_pairs"] == 2
+
+
+def test_targets_other_than_latency(prof):
+    m = fit_latency_model(prof, "e2e", target="memory_mb")
+    assert m.target_ == "peak_memory_mb" and m.predict([get_space("tiny-mbv3").max_arch(28)])[0] > 0
+    m = fit_latency_model(prof, "flops", target="analytic_memory_mb")
+    assert m.predict([get_space("tiny-mbv3").max_arch(28)])[0] > 0
+    if prof.meta["energy"]["meter"] is None:
+        with pytest.raises(ProfileError, match="no 'energy_mj' values .*why:"):
+            fit_latency_model(prof, "e2e", target="energy_mj")
+    with pytest.raises(ConfigError, match="cannot predict 'peak_memory_mb'"):
+        fit_latency_model(prof, "hybrid", target="memory_mb")
+
+
+def test_store_and_load_best(prof, tmp_path):
+    with pytest.raises(ProfileError, match="stores no fitted 'latency_ms' model .*hwnas fit"):
+        load_latency_model(prof)
+    a = fit_latency_model(prof, "lut")
+    a.metrics_ = {"within_10": 0.5}
+    b = fit_latency_model(prof, "hybrid")
+    b.metrics_ = {"within_10": 0.9}
+    prof.save_model(a)
+    path = prof.save_model(b)
+    assert load_latency_model(prof).name == "hybrid"
+    assert load_latency_model(prof, "lut").name == "lut"
+    with pytest.raises(UnknownNameError, match="Did you mean 'hybrid'"):
+        load_latency_model(prof, "hybrd")
+    with pytest.raises(ProfileError, match="no fitted 'e2e' model"):
+        load_latency_model(prof, "e2e")
+    with pytest.raises(ProfileError, match="not made for space 'fmnist-mbv3'"):
+        load_latency_model(prof, space="fmnist-mbv3")
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "schema_version": MODEL_SCHEMA_VERSION + 1}))
+    with pytest.raises(ConfigError, match="newer"):
+        load_latency_model(prof, "hybrid")
+    path.write_text(json.dumps(doc))
+
+
+def test_too_small_profile_says_how_many(tmp_path):
+    from hwnas.pipeline import profile_device
+
+    out = tmp_path / "small"
+    profile_device(out, ["tiny-mbv3"], samples=3, reference_set=0, repeats=0, ops=False, kernel_times=False,
+                   model_timing=_quick(), retries=0)
+    p = DeviceProfile.open(out)
+    with pytest.raises(ProfileError, match="at least 20 end-to-end samples of space 'tiny-mbv3'.*got 3.*--samples"):
+        fit_latency_model(p, "e2e")
+    with pytest.raises(ProfileError, match="no block/op table"):
+        fit_latency_model(p, "lut")
+    with pytest.raises(ProfileError, match="at least 20 end-to-end samples"):
+        fit_latency_model(p, "kernel")
+
+
+def test_active_sampling_measures_where_worst(prof, tmp_path):
+    import shutil
+
+    from hwnas.devices import get_device
+    from hwnas.latency_models.active import active_sampling
+    from hwnas.pipeline import subnet_onnx_builder
+    from hwnas.profiles import measure_archs
+
+    root = tmp_path / "copy"
+    shutil.copytree(prof.root, root)
+    p = DeviceProfile.open(root)
+    build, _ = subnet_onnx_builder("tiny-mbv3")
+    dev = get_device("onnxruntime-cpu", threads=1)
+    measured = []
+
+    def measure(archs):
+        measured.extend(archs)
+        measure_archs(p, archs, build, dev, kind="active", timing=_quick(), kernel_times=False)
+
+    n0 = len(training_data(p)[1])
+    hist = active_sampling(p, "hybrid", measure, goal_within_10=1.01, budget_s=600, batch=3, max_rounds=1, folds=4)
+    assert len(hist) == 2 and hist[0]["measured"] == 3 and hist[1]["n_samples"] == n0 + 3
+    kinds = DeviceProfile.open(root).models_df()
+    assert set(kinds[kinds["arch_key"].isin([a.key() for a in measured])]["kind"]) == {"active"}
+    # new archs sit next to the worst-predicted ones: same resolution as some training arch
+    assert {a.r for a in measured} <= {a.r for a in training_data(p)[1]}
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True)
+
+
+def test_commands(prof, tmp_path):
+    import shutil
+
+    root = tmp_path / "cli"
+    shutil.copytree(prof.root, root)
+    r = _cli("fit", str(root), "--model", "hybrid", "--model", "flops", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["hybrid"]["metrics"]["within_10"] >= 0 and (root / "predictors" / "tiny-mbv3" / "latency_ms" /
+                                                           "hybrid.json").exists()
+    arch = get_space("tiny-mbv3").max_arch(24).to_str()
+    r = _cli("predict", str(root), "--arch", arch, "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert rows[0]["arch"] == arch and rows[0]["latency_ms"] > 0
+    r = _cli("predict", str(root), "--arch", get_space("fmnist-mbv3").min_arch().to_str())
+    assert r.returncode == 2 and "not made for space 'fmnist-mbv3'" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("evaluate", str(root), "--models", "flops,lut,hybrid", "--folds", "3", "--plots", str(tmp_path / "png"),
+             "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert set(res["models"]) == {"flops", "lut", "hybrid"} and res["floor"]["n_pairs"] == 2
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
+        "tiny-mbv3_latency_ms_flops.png", "tiny-mbv3_latency_ms_hybrid.png", "tiny-mbv3_latency_ms_lut.png"]
+    r = _cli("evaluate", str(root), "--models", "hybird")
+    assert r.returncode == 2 and "Did you mean 'hybrid'" in r.stderr
