@@ -129,3 +129,150 @@ def measure_archs_on_device(profile: str | os.PathLike, archs, kind: str = "sear
         builders[sp] = subnet_onnx_builder(sp, checkpoint, dev.batch_size)[0]
     return measure_archs(prof, archs, lambda a, p: builders[a.space](a, p), dev, kind=kind, progress=progress,
                          **kwargs)
+
+
+# =========================================================================== exporting to a device
+
+
+def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu", precision: str = "mixed",
+                  max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, threads: int = 1,
+                  predicted: dict[str, float] | None = None, data_dir: str | os.PathLike | None = None,
+                  overwrite: bool = False, source_run: str | None = None, progress=None) -> dict[str, Any]:
+    """Subnet → BN-recalibrated ONNX → quantized under a (searched) precision policy → compiled for the
+    device → measured there → a deployment bundle at ``out``. Returns the manifest.
+
+    ``precision``: ``fp32``, ``int8`` (every layer) or ``mixed`` (searched per layer group under
+    ``max_accuracy_drop`` points of top-1 on the validation split). Accuracy is reported on the
+    Fashion-MNIST test set; latency is measured on ``device`` interleaved with a reference model.
+    """
+    import json
+    import tempfile
+
+    from hwnas.devices import get_device
+    from hwnas.devices.base import host_facts
+    from hwnas.devices.measure import ReferenceSet
+    from hwnas.devices.onnx_memory import analytic_memory
+    from hwnas.errors import ConfigError
+    from hwnas.export import quantize_ort
+    from hwnas.export.bundle import BundleWriter
+    from hwnas.export.compile import compile_for
+    from hwnas.export.evaluate import DeviceEvaluator
+    from hwnas.export.mixed import group_costs, layer_groups, search_policy
+    from hwnas.export.onnx_export import export_onnx
+    from hwnas.export.policy import PrecisionPolicy
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.data import load_fmnist_split, preprocess
+    from hwnas.supernet.evaluate import recalibrate_bn
+    from hwnas.supernet.extract import extract
+
+    if precision not in ("fp32", "int8", "mixed"):
+        raise ConfigError(f"--precision must be fp32, int8 or mixed, got '{precision}'.")
+    if max_accuracy_drop < 0:
+        raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {max_accuracy_drop}.")
+    say = progress or (lambda msg: None)
+    dev = get_device(device, threads=threads)
+    BundleWriter(out, overwrite)  # refuse an existing bundle before any work
+    net, source = load_supernet(arch.space, checkpoint, allow_random=False)
+    train, val, test = (load_fmnist_split(s, data_dir) for s in ("train", "val", "test"))
+    sub = extract(net, arch)
+    recalibrate_bn(sub, train, arch)
+    quiet_torch()
+    work = Path(tempfile.mkdtemp(prefix="hwnas-export-"))
+    fp32 = export_onnx(sub, net.space.input_shape(arch), work / "model.fp32.onnx")
+    say(f"exported {arch.to_str()} (weights: {source})")
+
+    def inputs(ds, n=None):
+        imgs = ds.images if n is None else ds.images[:n]
+        return preprocess(imgs, arch.r, ds.mean, ds.std).numpy()
+
+    refs = ReferenceSet(dev)
+    ev = DeviceEvaluator(dev, refs, inputs(test), test.labels)
+    sens = DeviceEvaluator(dev, refs, inputs(val, 2000), val.labels[:2000], canonical=ev.canonical)
+    fp32_test = ev.accuracy(fp32)
+    fp32_ms = ev.latency(fp32)
+    say(f"fp32: top-1 {fp32_test:.2f} % (test), {fp32_ms:.4f} ms")
+    deployed, policy, trials = fp32, PrecisionPolicy.uniform("fp32"), []
+    if precision != "fp32":
+        pre = quantize_ort.preprocess(fp32, work / "model.pre.onnx")
+        calib = inputs(train, 256)
+        nodes = [n for n, _ in quantize_ort.node_names(pre)]
+
+        def build(pol, path):
+            return quantize_ort.quantize(pre, path, pol, calib)
+
+        if precision == "int8":
+            policy = PrecisionPolicy.uniform("int8")
+            deployed = build(policy, work / "model.int8.onnx")
+        else:
+            groups = layer_groups(nodes)
+            fp32_val = sens.accuracy(fp32)
+            costs = group_costs(groups, build, sens.accuracy, sens.latency, fp32_val, fp32_ms, work, say)
+            policy, trials, chosen = search_policy(groups, costs, max_accuracy_drop, build, sens.accuracy,
+                                                   sens.latency, fp32_val, fp32_ms, work, progress=say)
+            deployed = chosen if policy.default != "fp32" or policy.rules else fp32
+    dep_test = ev.accuracy(deployed) if deployed != fp32 else fp32_test
+    with BundleWriter(out, overwrite) as w:
+        w.add_file(fp32, "model.fp32.onnx")
+        w.add_file(deployed, "model.onnx")
+        policy.save(w.dir / "policy.json")
+        compiled = compile_for(dev, w.dir / "model.onnx", w.dir)
+        final = ev.measure(w.dir / compiled["artifact"])
+        mem = analytic_memory(w.dir / "model.onnx")
+        manifest = {
+            "arch": arch.to_str(), "arch_key": arch.key(), "space": arch.space, "weights": source,
+            "source_run": source_run,
+            "precision": precision, "policy": "policy.json",
+            "policy_summary": policy.summary(quantize_ort.quantizable_layers(w.dir / "model.onnx")
+                                             if precision != "fp32" else []),
+            "deployed": compiled["artifact"], "compiled": compiled,
+            "preprocess": {"resolution": arch.r, "mean": list(test.mean), "std": list(test.std),
+                           "resize": "bilinear, antialiased when shrinking", "input": "input", "layout": "NCHW"},
+            "device": {"name": dev.name, **dev.spec().to_dict()}, "host": host_facts(),
+            "accuracy": {"split": "test", "images": int(len(test)), "fp32_top1": fp32_test,
+                         "deployed_top1": dep_test, "drop_pts": fp32_test - dep_test,
+                         "max_accuracy_drop": max_accuracy_drop if precision == "mixed" else None},
+            "latency": {"predicted_ms": (predicted or {}).get("latency_ms"), "fp32_ms": fp32_ms,
+                        "measured_ms": final["normalized_ms"], "raw_median_ms": final["median_ms"],
+                        "raw_min_ms": final["min_ms"], "reference": final["reference"],
+                        "reference_ms": ev.canonical[final["reference"]], "speedup_vs_fp32": fp32_ms / final["normalized_ms"]},
+            "memory": {"peak_rss_mb": final["peak_memory_mb"], "analytic_mb": mem.to_dict(),
+                       "predicted_mb": (predicted or {}).get("memory_mb")},
+            "policy_search": trials and [t.__dict__ for t in trials],
+        }
+        path = w.finish(manifest)
+    say(f"bundle written to {path}")
+    return json.loads((Path(out) / "manifest.json").read_text())
+
+
+def verify_bundle(bundle: str | os.PathLike, device: str | None = None, latency_tolerance: float = 0.15,
+                  accuracy_tolerance: float = 0.1, data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Check hashes, then re-measure accuracy and latency on the device and compare with the manifest."""
+    from hwnas.devices import get_device
+    from hwnas.devices.measure import ReferenceSet
+    from hwnas.export.bundle import check_hashes, read_manifest
+    from hwnas.export.evaluate import DeviceEvaluator
+    from hwnas.supernet.data import load_fmnist_split, preprocess
+
+    b = Path(bundle)
+    m = read_manifest(b)
+    check_hashes(b, m)
+    d = m["device"]
+    dev = get_device(device or d["name"], threads=d["threads"])
+    test = load_fmnist_split("test", data_dir)
+    pp = m["preprocess"]
+    x = preprocess(test.images, pp["resolution"], pp["mean"], pp["std"]).numpy()
+    lat = m["latency"]
+    ev = DeviceEvaluator(dev, ReferenceSet(dev), x, test.labels, canonical={lat["reference"]: lat["reference_ms"]})
+    acc = ev.accuracy(b / m["deployed"])
+    meas = ev.measure(b / m["deployed"], reference=lat["reference"])
+    lat_err = meas["normalized_ms"] / lat["measured_ms"] - 1.0
+    acc_err = acc - m["accuracy"]["deployed_top1"]
+    checks = {
+        "hashes": True,
+        "accuracy": {"manifest": m["accuracy"]["deployed_top1"], "measured": acc, "diff_pts": acc_err,
+                     "ok": abs(acc_err) <= accuracy_tolerance},
+        "latency": {"manifest_ms": lat["measured_ms"], "measured_ms": meas["normalized_ms"],
+                    "raw_median_ms": meas["median_ms"], "rel_diff": lat_err, "ok": abs(lat_err) <= latency_tolerance},
+    }
+    checks["ok"] = checks["accuracy"]["ok"] and checks["latency"]["ok"]
+    return checks

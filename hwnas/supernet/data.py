@@ -140,7 +140,7 @@ def preprocess(images, resolution: int, mean, std, train: bool = False, generato
     import torch
     import torch.nn.functional as F
 
-    x = torch.as_tensor(np.asarray(images)).float().div_(255.0)
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 255.0)
     if train:
         n, _, h, w = x.shape
         pad = 2

@@ -1,0 +1,151 @@
+"""Searching a mixed-precision policy: the lowest latency under an accuracy-drop budget.
+
+Items are *layer groups* — the stem, each MBConv block (its 2–4 convolutions quantized
+together, so no Q/DQ pair sits inside a block) and the head — expressed as name patterns
+in the policy. For each group, measured on the target device:
+
+* sensitivity: accuracy drop (points) when only that group is INT8;
+* gain: latency saved (ms, reference-normalised) when only that group is INT8 — negative
+  where Q/DQ conversions cost more than the INT8 kernel saves (common for depthwise, SE
+  and h-swish layers on CPUs).
+
+Search (a greedy knapsack, defended by its verification step): take groups with positive
+gain in order of gain per point of sensitivity while the summed sensitivity fits the budget;
+then *measure* that policy end to end, and while its real drop exceeds the budget revert
+the most sensitive INT8 group (NNCF's accuracy-control idea). All-INT8 and FP32 are
+measured too; the fastest policy whose measured drop fits the budget wins. Every candidate
+tried is recorded with its measured accuracy and latency.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hwnas.errors import BudgetError
+from hwnas.export.policy import PrecisionPolicy, Rule
+
+EvalFn = Callable[[Path], float]  # model path → accuracy (%)
+LatencyFn = Callable[[Path], float]  # model path → latency (ms)
+BuildFn = Callable[[PrecisionPolicy, Path], Path]  # policy, out path → quantized model path
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    pattern: str
+    layers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GroupCost:
+    group: str
+    pattern: str
+    n_layers: int
+    sensitivity_pts: float
+    gain_ms: float
+
+
+def layer_groups(nodes: Sequence[str]) -> list[Group]:
+    """Group exported node names into the stem (``/first_conv/...``), one group per block
+    (``/blocks.N/...``: its convolutions, activations, SE and residual add) and the head (the rest)."""
+    groups: dict[str, list[str]] = {}
+    for n in nodes:
+        m = re.match(r"^/blocks\.(\d+)/", n)
+        key = f"block{int(m.group(1)):02d}" if m else ("stem" if n.startswith("/first_conv/") else "head")
+        groups.setdefault(key, []).append(n)
+    out = []
+    for key, names in sorted(groups.items()):
+        if key.startswith("block"):
+            pattern = rf"/blocks\.{int(key[5:])}/.*"
+        elif key == "stem":
+            pattern = r"/first_conv/.*"
+        else:
+            pattern = "|".join(re.escape(x) for x in names)
+        out.append(Group(key, pattern, tuple(names)))
+    return out
+
+
+def only(groups: Sequence[Group], int8: Sequence[str]) -> PrecisionPolicy:
+    """INT8 for the named groups, FP32 elsewhere."""
+    sel = [g for g in groups if g.name in set(int8)]
+    return PrecisionPolicy("fp32", tuple(Rule(g.pattern, "int8") for g in sel), {"int8_groups": [g.name for g in sel]})
+
+
+@dataclass
+class Trial:
+    label: str
+    int8_groups: list[str]
+    accuracy: float
+    latency_ms: float
+
+
+def group_costs(groups: Sequence[Group], build: BuildFn, evaluate: EvalFn, latency: LatencyFn,
+                fp32_acc: float, fp32_ms: float, workdir: Path, progress=None) -> list[GroupCost]:
+    costs = []
+    for i, g in enumerate(groups):
+        path = build(only(groups, [g.name]), workdir / f"only-{g.name}.onnx")
+        acc, ms = evaluate(path), latency(path)
+        costs.append(GroupCost(g.name, g.pattern, len(g.layers), fp32_acc - acc, fp32_ms - ms))
+        if progress is not None:
+            progress(f"sensitivity {i + 1}/{len(groups)} {g.name}: drop {fp32_acc - acc:+.2f} pts, "
+                     f"gain {fp32_ms - ms:+.4f} ms")
+    return costs
+
+
+def search_policy(groups: Sequence[Group], costs: Sequence[GroupCost], budget_pts: float, build: BuildFn,
+                  evaluate: EvalFn, latency: LatencyFn, fp32_acc: float, fp32_ms: float, workdir: Path,
+                  max_reverts: int = 8, progress=None) -> tuple[PrecisionPolicy, list[Trial], Path]:
+    """Return (chosen policy, every measured trial, the chosen quantized model's path).
+
+    Raises :class:`BudgetError` with the best reachable drop when not even one group can be
+    quantized within the budget and FP32 is the only answer — callers may then ship FP32.
+    """
+    trials: list[Trial] = [Trial("fp32", [], fp32_acc, fp32_ms)]
+    paths: dict[str, Path] = {}
+
+    def run(label: str, names: list[str]) -> Trial:
+        pol = only(groups, names) if len(names) < len(groups) else PrecisionPolicy("int8", (), {"int8_groups": names})
+        p = build(pol, workdir / f"{label}.onnx")
+        t = Trial(label, sorted(names), evaluate(p), latency(p))
+        trials.append(t)
+        paths[label] = p
+        if progress is not None:
+            progress(f"{label}: {len(names)}/{len(groups)} groups INT8, top-1 {t.accuracy:.2f} %, {t.latency_ms:.4f} ms")
+        return t
+
+    run("all-int8", [g.name for g in groups])
+    useful = [c for c in costs if c.gain_ms > 0]
+    useful.sort(key=lambda c: -c.gain_ms / max(c.sensitivity_pts, 0.01))
+    chosen, spent = [], 0.0
+    for c in useful:
+        if spent + max(c.sensitivity_pts, 0.0) <= budget_pts:
+            chosen.append(c.group)
+            spent += max(c.sensitivity_pts, 0.0)
+    sens = {c.group: c.sensitivity_pts for c in costs}
+    if chosen:
+        t = run("mixed", chosen)
+        reverts = 0
+        while fp32_acc - t.accuracy > budget_pts and chosen and reverts < max_reverts:
+            worst = max(chosen, key=lambda n: sens[n])
+            chosen = [n for n in chosen if n != worst]
+            reverts += 1
+            if chosen:
+                t = run(f"mixed-r{reverts}", chosen)
+    ok = [t for t in trials if fp32_acc - t.accuracy <= budget_pts]
+    best = min(ok, key=lambda t: t.latency_ms)
+    faster = [t for t in trials[1:] if t.latency_ms < fp32_ms]
+    if best.label == "fp32" and faster:  # (if no INT8 policy is faster, FP32 is simply the right answer)
+        raise BudgetError(f"No faster INT8 policy meets an accuracy-drop budget of {budget_pts:g} pts; the smallest "
+                          f"measured drop of a faster policy is {min(fp32_acc - t.accuracy for t in faster):.2f} pts. "
+                          "Raise --max-accuracy-drop or export --precision fp32.")
+    policy = (PrecisionPolicy.uniform("fp32") if best.label == "fp32" else
+              PrecisionPolicy("int8", (), {"int8_groups": best.int8_groups}) if best.label == "all-int8" else
+              only(groups, best.int8_groups))
+    policy = PrecisionPolicy(policy.default, policy.rules, {
+        **policy.notes, "search": "greedy knapsack over layer groups + measured verification",
+        "budget_pts": budget_pts, "costs": [asdict(c) for c in costs],
+        "trials": [asdict(t) for t in trials], "chosen": best.label})
+    return policy, trials, paths.get(best.label, Path())

@@ -1,0 +1,132 @@
+"""Export: precision policies, ORT INT8 quantization, the bundle (all-or-nothing) and its verification."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from hwnas.errors import BundleError, ConfigError
+from hwnas.export.bundle import BundleWriter, check_hashes, read_manifest
+from hwnas.export.mixed import layer_groups, only
+from hwnas.export.policy import PrecisionPolicy, Rule
+
+
+def test_policy_rules_and_json(tmp_path):
+    p = PrecisionPolicy("int8", (Rule("/first_conv/.*", "fp32"), Rule("/blocks\\.2/.*", "fp16")))
+    assert p.precision_for("/first_conv/conv/Conv") == "fp32"
+    assert p.precision_for("/blocks.2/conv/point_linear/conv/Conv") == "fp16"
+    assert p.precision_for("/blocks.12/conv/Add") == "int8"  # no accidental prefix match
+    p.save(tmp_path / "p.json")
+    assert PrecisionPolicy.load(tmp_path / "p.json") == p
+    with pytest.raises(ConfigError, match="Unknown precision 'int4'"):
+        PrecisionPolicy("int4")
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        PrecisionPolicy("int8", (Rule("/blocks[", "fp32"),))
+    (tmp_path / "old.json").write_text(json.dumps({"schema_version": 0, "default": "int8"}))
+    with pytest.raises(ConfigError, match="schema_version 0"):
+        PrecisionPolicy.load(tmp_path / "old.json")
+
+
+def test_layer_groups():
+    nodes = ["/first_conv/conv/Conv", "/first_conv/act/HardSwish", "/blocks.0/conv/depth_conv/conv/Conv",
+             "/blocks.1/conv/point_linear/conv/Conv", "/blocks.1/Add", "/blocks.10/conv/Mul",
+             "/final_expand_layer/conv/Conv", "/classifier/linear/Gemm"]
+    g = {x.name: x for x in layer_groups(nodes)}
+    assert set(g) == {"stem", "block00", "block01", "block10", "head"}
+    assert len(g["block01"].layers) == 2 and len(g["head"].layers) == 2
+    pol = only(list(g.values()), ["block01"])
+    assert pol.precision_for("/blocks.1/Add") == "int8"
+    assert pol.precision_for("/blocks.10/conv/Mul") == "fp32"
+    assert pol.precision_for("/classifier/linear/Gemm") == "fp32"
+
+
+@pytest.fixture(scope="module")
+def tiny_fp32(tmp_path_factory):
+    from hwnas.export.onnx_export import export_onnx
+    from hwnas.export.quantize_ort import preprocess
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.data import load_fmnist_split, preprocess as pp
+    from hwnas.supernet.evaluate import recalibrate_bn
+    from hwnas.supernet.extract import extract
+
+    net, _ = load_supernet("tiny-mbv3")
+    a = net.space.max_arch()
+    train = load_fmnist_split("train")
+    sub = extract(net, a)
+    recalibrate_bn(sub, train, a)
+    d = tmp_path_factory.mktemp("q")
+    fp32 = export_onnx(sub, (1, 1, a.r, a.r), d / "fp32.onnx")
+    calib = pp(train.images[:128], a.r, train.mean, train.std).numpy()
+    return fp32, preprocess(fp32, d / "pre.onnx"), calib
+
+
+@pytest.mark.data
+def test_policy_controls_which_nodes_are_quantized(tiny_fp32, tmp_path):
+    from hwnas.export.quantize_ort import node_names, quantize
+
+    _, pre, calib = tiny_fp32
+    nodes = [n for n, _ in node_names(pre)]
+    groups = layer_groups(nodes)
+    q_all = quantize(pre, tmp_path / "all.onnx", PrecisionPolicy.uniform("int8"), calib)
+    q_one = quantize(pre, tmp_path / "one.onnx", only(groups, ["block02"]), calib)
+
+    def quantized_convs(path):
+        g = onnx.load(str(path)).graph
+        produced = {o: n for n in g.node for o in n.output}
+        out = set()
+        for n in g.node:
+            w = produced.get(n.input[1]) if n.op_type == "Conv" else None
+            if w is not None and w.op_type == "DequantizeLinear":  # INT8 weights
+                out.add(n.name)
+        return out
+
+    all_q, one_q = quantized_convs(q_all), quantized_convs(q_one)
+    convs = [n for n, op in node_names(pre) if op == "Conv"]
+    assert set(convs) <= all_q
+    assert one_q and all(n.startswith("/blocks.2/") for n in one_q)
+    with pytest.raises(ConfigError, match="match no node"):
+        quantize(pre, tmp_path / "x.onnx", PrecisionPolicy("int8", (Rule("/nothing/.*", "fp32"),)), calib)
+
+
+def test_bundle_writer_is_all_or_nothing(tmp_path):
+    out = tmp_path / "bundle"
+    with pytest.raises(RuntimeError):
+        with BundleWriter(out) as w:
+            (w.dir / "model.onnx").write_bytes(b"123")
+            raise RuntimeError("export failed half-way")
+    assert not out.exists() and not list(tmp_path.glob(".bundle.partial*"))
+    with BundleWriter(out) as w:
+        (w.dir / "model.onnx").write_bytes(b"123")
+        w.finish({"arch": "x"})
+    assert read_manifest(out)["files"]["model.onnx"]
+    check_hashes(out)
+    with pytest.raises(BundleError, match="exists and is not empty"):
+        BundleWriter(out)
+    (out / "extra.bin").write_bytes(b"0")
+    with pytest.raises(BundleError, match="extra.bin is not part of the bundle"):
+        check_hashes(out)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_export_int8_bundle_and_verify(tmp_path):
+    from hwnas.pipeline import export_bundle, verify_bundle
+    from hwnas.supernet.spaces import get_space
+
+    a = get_space("tiny-mbv3").max_arch()
+    m = export_bundle(a, tmp_path / "b", precision="int8")
+    assert m["arch"] == a.to_str() and m["precision"] == "int8"
+    assert set(m["files"]) >= {"model.onnx", "model.fp32.onnx", "policy.json", m["deployed"]}
+    acc = m["accuracy"]
+    assert acc["images"] == 10_000 and acc["fp32_top1"] > 80
+    assert acc["drop_pts"] < 3.0  # a 24k-parameter net loses a little in INT8
+    assert m["latency"]["measured_ms"] > 0 and m["memory"]["analytic_mb"]["weights_mb"] > 0
+    r = verify_bundle(tmp_path / "b")
+    assert r["ok"] and r["accuracy"]["diff_pts"] == 0.0
+    with pytest.raises(BundleError, match="exists"):
+        export_bundle(a, tmp_path / "b", precision="int8")
+    with (tmp_path / "b" / "model.onnx").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(BundleError, match="model.onnx was modified"):
+        verify_bundle(tmp_path / "b")
