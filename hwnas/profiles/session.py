@@ -29,10 +29,11 @@ PRIMARY_REFERENCE = "ref-medium"
 RETRY_SPREAD = 0.25
 """Ratio spread (p90-p10)/median over bursts above which a measurement is taken again."""
 RETRY_REF_DRIFT = 0.15
-"""Relative distance of the reference's latency during a measurement from its canonical figure
-above which the machine counts as disturbed (the ratio no longer cancels foreign load well:
-an oversubscribed CPU slows short and long runs by different factors) and the model is
-measured again."""
+"""Relative distance of the reference's latency during a measurement from its recent typical
+value above which the measurement counts as hit by a transient burst of foreign load (the ratio
+does not cancel such load well: a contended CPU slows different networks by different factors)
+and is taken again. A row whose reference moved that far from its *canonical* latency is
+flagged ``unstable`` (a persistent change of machine state, which retrying cannot undo)."""
 RETRIES = 2
 RETRY_PAUSE_S = 0.5
 
@@ -53,6 +54,9 @@ class MeasureSession:
                 f"{_describe(spec.to_dict())}. Profile it into another --out directory."
             )
         self.prof, self.device, self.retries = prof, device, int(retries)
+        from collections import deque
+
+        self._recent_ref: deque[float] = deque(maxlen=9)
         self.kernel_times = kernel_times and callable(getattr(device, "kernel_profile", None))
         self.refs = ReferenceSet(device)
         if not prof.meta.get("reference", {}).get("ms"):
@@ -74,6 +78,7 @@ class MeasureSession:
                                   "MiB over the process's size before loading",
                 "analytic_memory_mb": "computed: ONNX initializers + peak live activations by tensor lifetimes"})
         ref_now = self._time_primary(3)
+        self._recent_ref.append(ref_now / prof.reference_ms)
         self.session_id = len(prof.sessions)
         load = os.getloadavg() if hasattr(os, "getloadavg") else None
         prof.update_meta(sessions=prof.sessions + [{
@@ -113,11 +118,12 @@ class MeasureSession:
         meter = self.meter if energy else None
         m = measure_model(self.device, onnx_path, timing, self.refs, energy_meter=meter)
         for _ in range(self.retries):
-            if not self._disturbed(m):
+            if not self._transient(m):
                 break
             time.sleep(RETRY_PAUSE_S)  # let a burst of foreign load pass, then measure again
             m2 = measure_model(self.device, onnx_path, timing, self.refs, energy_meter=meter)
             m = min((m, m2), key=self._badness)
+        self._recent_ref.append(m.ref.ref_median_ms / self.canonical[m.ref.reference])
         s, ref = m.stats, m.ref
         mem = analytic_memory(onnx_path)
         row: dict[str, Any] = {
@@ -136,15 +142,26 @@ class MeasureSession:
         }
         return row
 
-    def _ref_drift(self, m) -> float:
-        """How far the reference's latency during this measurement was from its canonical figure."""
-        return abs(m.ref.ref_median_ms / self.canonical[m.ref.reference] - 1.0)
+    def _ref_level(self, m) -> float:
+        """The reference's latency during this measurement relative to its canonical figure."""
+        return m.ref.ref_median_ms / self.canonical[m.ref.reference]
+
+    def _typical_level(self) -> float:
+        import numpy as np
+
+        return float(np.median(self._recent_ref)) if self._recent_ref else 1.0
+
+    def _transient(self, m) -> bool:
+        """Hit by a short burst of foreign load: wide ratio spread, or the reference far from its recent level."""
+        return (m.ref.ratio_spread > RETRY_SPREAD
+                or abs(self._ref_level(m) / self._typical_level() - 1.0) > RETRY_REF_DRIFT)
 
     def _disturbed(self, m) -> bool:
-        return m.ref.ratio_spread > RETRY_SPREAD or self._ref_drift(m) > RETRY_REF_DRIFT
+        return m.ref.ratio_spread > RETRY_SPREAD or abs(self._ref_level(m) - 1.0) > RETRY_REF_DRIFT
 
     def _badness(self, m) -> float:
-        return max(m.ref.ratio_spread / RETRY_SPREAD, self._ref_drift(m) / RETRY_REF_DRIFT)
+        return max(m.ref.ratio_spread / RETRY_SPREAD,
+                   abs(self._ref_level(m) / self._typical_level() - 1.0) / RETRY_REF_DRIFT)
 
     def runtime_graph(self, onnx_path: str | os.PathLike) -> dict[str, Any] | None:
         """What the runtime ran: per-kernel records from the backend's kernel profiler where it has
