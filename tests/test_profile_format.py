@@ -168,3 +168,24 @@ def test_lock_keeps_a_second_writer_out(tmp_path, prof):
         holder.wait(timeout=30)
     with ProfileLock(prof.root):  # released when the holder exits
         pass
+
+
+def test_merge_rescales_to_the_destination_reference(tmp_path, prof):
+    from hwnas.profiles import merge_profiles
+
+    other = DeviceProfile.create(tmp_path / "other", "onnxruntime-cpu", SPEC, {"cpu": "test"})
+    with other.writing():
+        other.register_space("fmnist-mbv3", {"samples": 1, "op_keys": []})
+        other.update_meta(reference={"primary": "ref-medium", "ms": {"ref-medium": 0.25}})
+        other.add_row("models", {**_row(10, "fmnist-mbv3"), "ref_ratio": 4.0, "latency_ms": 1.0})
+        other.add_row("models", _row(0))  # already in the destination: kept as it is there
+    added = merge_profiles(prof.root, other.root)
+    assert added == {"models": 1, "ops": 0}
+    merged = DeviceProfile.open(prof.root)
+    assert merged.spaces == ["fmnist-mbv3", "tiny-mbv3"]
+    row = merged.models_df("fmnist-mbv3").iloc[0]
+    assert row["latency_ms"] == pytest.approx(4.0 * 0.5)  # ratio x the destination's canonical latency
+    assert merged.models_df("tiny-mbv3")["latency_ms"].tolist() == [1.0, 2.0, 3.0]
+    foreign = DeviceProfile.create(tmp_path / "foreign", "onnxruntime-cpu", DeviceSpec("other-cpu", "onnxruntime", "1.0"), {})
+    with pytest.raises(ProfileError, match="different device settings"):
+        merge_profiles(prof.root, foreign.root)

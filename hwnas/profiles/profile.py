@@ -217,12 +217,16 @@ class DeviceProfile:
         self.meta = new
 
     def register_space(self, space: str, settings: dict[str, Any]) -> None:
-        """Record the settings a space was profiled with (first registration wins; lists are extended)."""
+        """Record the settings a space was profiled with. A later run extends them: lists are
+        joined, counts keep their maximum, anything else keeps its first value."""
         spaces = dict(self.meta.get("spaces", {}))
         old = dict(spaces.get(space, {}))
         for k, v in settings.items():
-            if k == "op_keys":
-                old[k] = sorted(set(old.get(k, [])) | set(v))
+            prev = old.get(k)
+            if isinstance(prev, list) and isinstance(v, list):
+                old[k] = sorted(set(prev) | set(v)) if k != "reference_archs" else list(dict.fromkeys(prev + v))
+            elif isinstance(prev, int) and isinstance(v, int) and not isinstance(v, bool):
+                old[k] = max(prev, v)
             else:
                 old.setdefault(k, v)
         spaces[space] = old

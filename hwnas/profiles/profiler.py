@@ -145,8 +145,7 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
             **settings.to_meta(), "op_keys": [t.item.key() for t in tasks if t.table == "ops"],
             "reference_archs": [t.item.to_str() for t in tasks if t.kind == "reference"]})
         todo = [t for t in tasks if not prof.has_row(t.table, t.key)]
-        units = lambda ts: sum(MODEL_UNITS if t.table == "models" else 1.0 for t in ts)  # noqa: E731
-        total, done = units(tasks), units(tasks) - units(todo)
+        total, done = _units(tasks), _units(tasks) - _units(todo)
         counts = {"planned": len(tasks), "already_stored": len(tasks) - len(todo), "measured": 0,
                   "unstable": 0, "seconds": {"ops": 0.0, "models": 0.0, "setup": 0.0}}
         if progress:
@@ -188,6 +187,11 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
     counts["wall_s"] = time.perf_counter() - t_start
     counts["quality"] = quality
     return counts
+
+
+def _units(tasks: Sequence[Task]) -> float:
+    """Progress units: an end-to-end model costs about ``MODEL_UNITS`` block models."""
+    return sum(MODEL_UNITS if t.table == "models" else 1.0 for t in tasks)
 
 
 def _describe(t: Task) -> str:
