@@ -190,5 +190,7 @@ def test_commands(prof, tmp_path):
     assert set(res["models"]) == {"flops", "lut", "hybrid"} and res["floor"]["n_pairs"] == 2
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
         "tiny-mbv3_latency_ms_flops.png", "tiny-mbv3_latency_ms_hybrid.png", "tiny-mbv3_latency_ms_lut.png"]
+    r = _cli("fit", str(root), "--model", "hybrid", "--param", "nope=1")
+    assert r.returncode == 2 and "no hyper-parameter nope; it has ['base', 'residual', 'alpha']" in r.stderr
     r = _cli("evaluate", str(root), "--models", "hybird")
     assert r.returncode == 2 and "Did you mean 'hybrid'" in r.stderr

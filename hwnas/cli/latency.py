@@ -24,9 +24,12 @@ def fit_cmd(
     budget_s: float = typer.Option(600.0, help="Active sampling: time budget (s)."),
     batch: int = typer.Option(10, help="Active sampling: subnets measured per round."),
     checkpoint: Optional[Path] = typer.Option(None, help="Active sampling: super-network weights for export."),
+    param: list[str] = typer.Option([], "--param", help="Hyper-parameter KEY=VALUE for the model(s), e.g. "
+                                    "base=kernel for hybrid (repeatable)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit models on a profile's end-to-end rows and store them in the profile (with cross-validated metrics)."""
+    from hwnas.pipeline import parse_option
     from hwnas.latency_models import fit_latency_model, resolve_space, training_data
     from hwnas.latency_models.metrics import cross_val_predict, score
     from hwnas.profiles import DeviceProfile
@@ -35,6 +38,14 @@ def fit_cmd(
     space = resolve_space(prof, space)
     con = console()
     out = {}
+    params = {}
+    for item in param:
+        if "=" not in item:
+            from hwnas.errors import ConfigError
+
+            raise ConfigError(f"--param takes KEY=VALUE, got '{item}'.")
+        k, v = item.split("=", 1)
+        params[k.strip()] = parse_option(v.strip())
     if active:
         from hwnas.latency_models.active import active_sampling
         from hwnas.pipeline import measure_archs_on_device
@@ -42,14 +53,14 @@ def fit_cmd(
         hist = active_sampling(prof, model[0], lambda archs: measure_archs_on_device(profile, archs, kind="active",
                                                                                        checkpoint=checkpoint),
                                goal_within_10=goal, budget_s=budget_s, batch=batch, target=target, space=space,
-                               progress=None if as_json else con.print)
+                               progress=None if as_json else con.print, **params)
         out["active_sampling"] = hist
         prof = DeviceProfile.open(profile)
     for name in model:
-        m = fit_latency_model(prof, name, target=target, space=space)
+        m = fit_latency_model(prof, name, target=target, space=space, **params)
         _, archs, y, _ = training_data(prof, space, target)
         folds = min(5, len(archs))
-        m.metrics_ = {**score(y, cross_val_predict(prof, name, archs, y, target, space, folds)),
+        m.metrics_ = {**score(y, cross_val_predict(prof, name, archs, y, target, space, folds, **params)),
                       "protocol": f"{folds}-fold cross-validation on the fitting rows"} if folds >= 2 else None
         path = prof.save_model(m)
         out[name] = {"path": str(path), "n_samples": m.n_samples_, "metrics": m.metrics_}

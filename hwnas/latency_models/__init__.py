@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from hwnas.errors import ProfileError
+from hwnas.errors import ConfigError, ProfileError
 from hwnas.registry import Registry
 
 LATENCY_MODELS: Registry[Any] = Registry("latency model")
@@ -46,7 +46,12 @@ def model_class(name: str):
 
 def _factory(module: str, cls: str):
     def make(**params):
-        return getattr(importlib.import_module(module), cls)(**params)
+        klass = getattr(importlib.import_module(module), cls)
+        bad = sorted(set(params) - set(klass._param_names()))
+        if bad:
+            raise ConfigError(f"Model '{klass.name}' has no hyper-parameter {', '.join(bad)}; "
+                              f"it has {klass._param_names() or 'none'}.")
+        return klass(**params)
 
     return make
 
