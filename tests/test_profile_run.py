@@ -172,3 +172,38 @@ def test_missing_runtime_names_the_extra():
         assert f"hwnas[{d['extra']}]" in d["detail"]
     r = _cli("profile", "--space", "tiny-mbv3", "--device", d["name"], "--out", "/nonexistent/never-created")
     assert r.returncode == 2 and "not available" in r.stderr
+
+
+def _other_backends():
+    marks = {"openvino": pytest.mark.openvino, "tvm": pytest.mark.tvm, "cuda": pytest.mark.gpu,
+             "tensorrt": pytest.mark.gpu, "gpu": pytest.mark.gpu}
+    out = []
+    for d in list_devices():
+        if d["name"] == "onnxruntime-cpu":
+            continue
+        m = [mk for key, mk in marks.items() if key in d["name"]]
+        out.append(pytest.param(d["name"], marks=m, id=d["name"]))
+    return out
+
+
+@pytest.mark.parametrize("device", _other_backends())
+def test_profile_other_backends(device, tmp_path):
+    """Every registered backend profiles through the same Device protocol (skips where its runtime is absent)."""
+    from hwnas.devices.timing import TimingConfig
+    from hwnas.pipeline import profile_device
+
+    if not next(d for d in list_devices() if d["name"] == device)["available"]:
+        pytest.skip(f"{device}: runtime not installed here")
+    quick = TimingConfig(warmup=3, warmup_s=0.0, runs=10, min_runs=3, budget_s=0.05, bursts=2, burst_s=0.01,
+                         min_burst_runs=2)
+    out = tmp_path / device
+    res = profile_device(out, ["tiny-mbv3"], device, threads=1, samples=2, reference_set=1, repeats=0,
+                         op_resolutions=[16], model_timing=quick, op_timing=quick, retries=0)
+    prof = DeviceProfile.open(out)
+    assert prof.device_name == device and prof.spec.runtime != "onnxruntime" or "onnxruntime" in device
+    models, ops = prof.models_df(), prof.ops_df()
+    assert len(models) == 3 and len(ops) == res["spaces"]["tiny-mbv3"]["planned"] - 3
+    assert (models["latency_ms"] > 0).all() and (models["analytic_memory_mb"] > 0).all()
+    graphs = [json.loads(g) for g in models["runtime_graph"] if g and g != "null"]
+    if graphs:  # what the runtime ran, where the backend can tell
+        assert graphs[0].get("nodes") or graphs[0].get("kernels")
