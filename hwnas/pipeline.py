@@ -276,3 +276,175 @@ def verify_bundle(bundle: str | os.PathLike, device: str | None = None, latency_
     }
     checks["ok"] = checks["accuracy"]["ok"] and checks["latency"]["ok"]
     return checks
+
+
+# =========================================================================== searching under a budget
+
+OBJECTIVE_NAMES = {"accuracy": "accuracy_top1", "latency": "latency_ms", "memory": "memory_mb",
+                   "energy": "energy_mj", "macs": "macs_m", "params": "params_m"}
+MEASURED_COLUMNS = {"latency_ms": "latency_ms", "memory_mb": "peak_memory_mb", "energy_mj": "energy_mj"}
+
+
+def device_predictor(prof, space: str, target: str, model: str | None = None, say=None):
+    """The profile's stored predictor for ``target``; fits and stores one (hybrid, else e2e) if none exists."""
+    from hwnas.errors import ProfileError
+    from hwnas.latency_models import fit_latency_model, load_latency_model
+
+    try:
+        return load_latency_model(prof, model, target=target, space=space)
+    except ProfileError as exc:
+        if "stores no fitted" not in str(exc):
+            raise
+    last = None
+    for name in ([model] if model else ["hybrid", "e2e"]):
+        try:
+            m = fit_latency_model(prof, name, target=target, space=space)
+        except ProfileError as exc:
+            last = exc
+            continue
+        prof.save_model(m)
+        if say:
+            say(f"fitted a '{name}' {target} model on the profile (none was stored)")
+        return m
+    raise last  # type: ignore[misc]
+
+
+def reachable_range(space, predictor, resolutions, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Predicted (min, max) over the smallest/largest subnets and ``n`` random ones."""
+    import numpy as np
+
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space(space)
+    rng = np.random.default_rng(seed)
+    archs = [sp.min_arch(min(resolutions)), sp.max_arch(max(resolutions))]
+    archs += [sp.sample(rng, resolutions) for _ in range(n)]
+    p = np.asarray(predictor.predict(archs), dtype=float)
+    return float(p.min()), float(p.max())
+
+
+def search_under_budget(space: str, profile: str | os.PathLike, out: str | os.PathLike,
+                        latency_budget_ms: float | None = None, memory_budget_mb: float | None = None,
+                        energy_budget_mj: float | None = None,
+                        objectives: Sequence[str] = ("accuracy", "latency"), seed: int = 0,
+                        generations: int = 40, pop_size: int = 60, closed_loop: bool = True, top_k: int = 3,
+                        max_measurements: int = 12, latency_model: str | None = None,
+                        accuracy_predictor: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
+                        final_eval: int = 3, data_dir: str | os.PathLike | None = None, progress=None) -> dict[str, Any]:
+    """Search ``space`` under budgets with predictors from ``profile``; re-measure on the device.
+
+    Writes ``front.json`` (ParetoFront), ``front.parquet``, ``checks.parquet`` (predicted vs
+    measured), ``search.json`` and Pareto plots into ``out``. Returns a summary.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from hwnas.errors import BudgetError, ConfigError
+    from hwnas.fileio import atomic_write_json
+    from hwnas.profiles import DeviceProfile
+    from hwnas.search import objectives as O
+    from hwnas.search.accuracy import load_accuracy_predictor
+    from hwnas.search.algorithms import Termination
+    from hwnas.search.closed_loop import closed_loop as run_loop
+    from hwnas.search.front import plot_front
+    from hwnas.supernet.spaces import get_space
+
+    say = progress or (lambda msg: None)
+    sp = get_space(space)
+    unknown = [o for o in objectives if o not in OBJECTIVE_NAMES]
+    if unknown or "accuracy" not in objectives:
+        raise ConfigError(f"--objectives must include 'accuracy' and only use {', '.join(OBJECTIVE_NAMES)}; "
+                          f"got {', '.join(objectives)}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    prof = DeviceProfile.open(profile)
+    prof.check_space(space)
+    res = list(sp.resolutions)  # end-to-end samples span them all; the block table interpolates
+    budgets = {k: v for k, v in (("latency_ms", latency_budget_ms), ("memory_mb", memory_budget_mb),
+                                 ("energy_mj", energy_budget_mj)) if v is not None}
+    needed = {OBJECTIVE_NAMES[o] for o in objectives if o in ("latency", "memory", "energy")} | set(budgets)
+    predictors = {n: device_predictor(prof, space, n, latency_model if n == "latency_ms" else None, say)
+                  for n in sorted(needed)}
+    for n, b in budgets.items():
+        lo, hi = reachable_range(space, predictors[n], res)
+        if b < lo:
+            raise BudgetError(f"The smallest subnet of '{space}' is predicted at {lo:.4g} {n.split('_')[-1]} on this "
+                              f"device; budgets from {lo:.4g} to {hi:.4g} are reachable (asked: {b:g}).")
+    acc_pred = load_accuracy_predictor(space, accuracy_predictor)
+    acc = O.from_predictor("accuracy_top1", acc_pred, "max")
+    extra = [O.macs(space) if o == "macs" else O.params(space) for o in objectives if o in ("macs", "params")]
+    # objectives the user asked for but that carry no budget still shape the front
+    loop_preds = {n: p for n, p in predictors.items()}
+
+    def measure(archs):
+        rows = measure_archs_on_device(profile, archs, kind="search", checkpoint=checkpoint)
+        return [{n: float(r[c]) for n, c in MEASURED_COLUMNS.items() if n in loop_preds and r.get(c) is not None
+                 and not pd.isna(r.get(c))} for r in rows]
+
+    def refit(archs, measured):
+        p2 = DeviceProfile.open(profile)
+        new = {}
+        for n, old in loop_preds.items():
+            from hwnas.latency_models import fit_latency_model
+
+            m = fit_latency_model(p2, old.name, target=n, space=space)
+            p2.save_model(m)
+            new[n] = m
+        say(f"refitted {', '.join(new)} on {len(archs)} new measurements")
+        return new
+
+    term = Termination(generations=generations)
+    if closed_loop:
+        rep = run_loop(space, acc, loop_preds, budgets, measure, refit, extra, term, pop_size, top_k,
+                       max_measurements, seed=seed, resolutions=res, progress=say)
+        front, checks, met = rep.front, rep.checks, rep.met
+    else:
+        from hwnas.search.algorithms import nsga2
+        from hwnas.search.front import build_front
+        from hwnas.search.objectives import Constraint
+        from hwnas.search.problem import ArchProblem
+
+        objs = [acc] + [O.from_predictor(n, p) for n, p in loop_preds.items()] + extra
+        by = {o.name: o for o in objs}
+        pr = ArchProblem(space, objs, [Constraint(n, by[n].fn, b) for n, b in budgets.items()], res)
+        front = build_front(pr, nsga2(pr, term, pop_size, seed))
+        checks, met = [], front.best is not None
+    # the final candidates evaluated on the super-network itself (BN recalibrated, validation split)
+    if final_eval and front.candidates:
+        from dataclasses import replace
+
+        from hwnas.supernet import load_supernet
+        from hwnas.supernet.data import load_fmnist_split
+        from hwnas.supernet.evaluate import evaluate_subnet
+
+        net, _ = load_supernet(space, checkpoint, allow_random=False)
+        train, val = load_fmnist_split("train", data_dir), load_fmnist_split("val", data_dir)
+        order = ([front.best] if front.best is not None else []) + [
+            i for i, c in enumerate(front.candidates) if c.measured is not None and i != front.best]
+        cands = list(front.candidates)
+        for i in order[:final_eval]:
+            a = evaluate_subnet(net, cands[i].arch, train, val)
+            cands[i] = replace(cands[i], measured={**(cands[i].measured or {}), "accuracy_top1": a})
+            say(f"{cands[i].arch.to_str()}: {a:.2f} % on the super-network (predicted "
+                f"{cands[i].objectives['accuracy_top1']:.2f} %)")
+        front = replace(front, candidates=tuple(cands))
+    meta = {**front.meta, "profile": str(profile), "seed": seed, "objectives": list(objectives),
+            "resolutions": res, "predictors": {n: getattr(p, "name", type(p).__name__) for n, p in predictors.items()},
+            "generations": generations, "pop_size": pop_size}
+    from dataclasses import replace as _replace
+
+    front = _replace(front, meta=meta)
+    front.save(out / "front.json")
+    table = pd.DataFrame([{**{"arch": c.arch.to_str(), "feasible": c.feasible}, **c.objectives,
+                           **{f"measured_{k}": v for k, v in (c.measured or {}).items()}} for c in front.candidates])
+    table.to_parquet(out / "front.parquet", index=False)
+    if checks:
+        pd.DataFrame(checks).to_parquet(out / "checks.parquet", index=False)
+    plots = []
+    for n in [x for x in front.directions if x != "accuracy_top1"]:
+        plots.append(str(plot_front(front, n, "accuracy_top1", out / f"pareto_{n}.png", budgets=budgets)))
+    summary = {"front": str(out / "front.json"), "candidates": len(front.candidates), "met": met,
+               "best": None if front.best is None else front.candidates[front.best].to_dict(), "budgets": budgets,
+               "checks": checks, "plots": plots, "rounds": front.meta.get("closed_loop", {}).get("rounds", [])}
+    atomic_write_json(out / "search.json", summary)
+    return summary
