@@ -448,3 +448,137 @@ def search_under_budget(space: str, profile: str | os.PathLike, out: str | os.Pa
                "checks": checks, "plots": plots, "rounds": front.meta.get("closed_loop", {}).get("rounds", [])}
     atomic_write_json(out / "search.json", summary)
     return summary
+
+
+# =========================================================================== the whole job: quickstart
+
+SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+
+
+def matching_shipped_profile(space: str, device) -> Path | None:
+    """A shipped profile measured on this very CPU with the same runtime, version and settings, if any."""
+    import json
+
+    from hwnas.devices.base import cpu_model
+
+    if not SHIPPED_PROFILES.is_dir():
+        return None
+    spec_id = device.spec().id()
+    for d in sorted(p for p in SHIPPED_PROFILES.iterdir() if (p / "device.json").is_file()):
+        meta = json.loads((d / "device.json").read_text())
+        if meta.get("spec_id") == spec_id and meta.get("host", {}).get("cpu") == cpu_model() \
+                and space in meta.get("spaces", {}):
+            return d
+    return None
+
+
+def quickstart(out: str | os.PathLike = "runs/quickstart", space: str = "fmnist-mbv3",
+               latency_budget_ms: float | None = None, device: str = "onnxruntime-cpu", threads: int = 1,
+               samples: int = 60, reference_set: int = 10, repeats: int = 5, ops: bool = False,
+               max_accuracy_drop: float = 0.5, generations: int = 25, pop_size: int = 50, seed: int = 0,
+               reuse_shipped: bool = True, progress=None) -> dict[str, Any]:
+    """The three jobs end to end on this machine: profile → fit/evaluate → search → export → verify.
+
+    Writes ``out/profile``, ``out/search``, ``out/bundle`` and ``out/report.md`` (+ PNGs).
+    Returns the summary table as a dict.
+    """
+    import shutil
+    import time
+
+    import numpy as np
+
+    from hwnas.devices import get_device
+    from hwnas.errors import ConfigError
+    from hwnas.fileio import atomic_write_json
+    from hwnas.latency_models import fit_latency_model
+    from hwnas.latency_models.metrics import evaluate_models, plot_predictions
+    from hwnas.profiles import DeviceProfile
+    from hwnas.report import write_report
+    from hwnas.types import ParetoFront
+
+    say = progress or (lambda msg: None)
+    t0 = time.time()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "quickstart.json").exists() \
+            and not (out / "profile").exists():
+        raise ConfigError(f"'{out}' exists and is not a quickstart run: choose another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    dev = get_device(device, threads=threads)
+    prof_dir = out / "profile"
+    shipped = matching_shipped_profile(space, dev) if reuse_shipped else None
+    # 1. profile
+    t = time.time()
+    if shipped is not None and not prof_dir.exists():
+        shutil.copytree(shipped, prof_dir, ignore=shutil.ignore_patterns("*.lock"))
+        say(f"[1/5] reusing the shipped profile '{shipped.name}': same CPU ({dev.hardware()}), runtime "
+            f"{dev.spec().runtime} {dev.spec().runtime_version}, {threads} thread(s)")
+        profile_note = f"shipped profile {shipped.name} (host and runtime match)"
+    else:
+        say(f"[1/5] profiling this CPU with {device} ({threads} thread(s)): {samples} subnets + "
+            f"{reference_set} reference archs{' + block table' if ops else ''}")
+        res = profile_device(prof_dir, [space], device, threads, samples=samples, reference_set=reference_set,
+                             repeats=repeats, ops=ops, progress=None)
+        profile_note = f"quick profile: {res['spaces'][space].get('measured', '?')} measurements"
+    timings["profile_s"] = time.time() - t
+    prof = DeviceProfile.open(prof_dir)
+    # 2. latency model: fit, store, evaluate
+    t = time.time()
+    name = "hybrid" if ops or not prof.ops_df().empty else "e2e"
+    model = fit_latency_model(prof, name, space=space)
+    prof.save_model(model)
+    ev = evaluate_models(prof, ["flops", name], space=space)
+    plots = plot_predictions(ev, out / "latency")
+    m = ev["models"][name]
+    say(f"[2/5] latency model '{name}': {m['within_10']:.0%} within ±10 %, Kendall τ {m['kendall_tau']:.3f} "
+        f"({ev['protocol']})")
+    timings["fit_s"] = time.time() - t
+    # 3. search
+    t = time.time()
+    if latency_budget_ms is None:
+        lat = prof.models_df(space)["latency_ms"].to_numpy(dtype=float)
+        latency_budget_ms = float(np.round(np.percentile(lat, 50), 4))
+        say(f"[3/5] no budget given: using the profile's median subnet latency, {latency_budget_ms:g} ms")
+    else:
+        say(f"[3/5] searching under {latency_budget_ms:g} ms")
+    s = search_under_budget(space, prof_dir, out / "search", latency_budget_ms, seed=seed, generations=generations,
+                            pop_size=pop_size, latency_model=name, progress=say)
+    timings["search_s"] = time.time() - t
+    front = ParetoFront.load(out / "search")
+    if front.best is None:
+        from hwnas.errors import BudgetError
+
+        raise BudgetError(f"No subnet met {latency_budget_ms:g} ms when measured; see {out / 'search'} and try a "
+                          "larger --latency-budget-ms.")
+    best = front.candidates[front.best]
+    # 4. export
+    t = time.time()
+    say(f"[4/5] exporting {best.arch.to_str()} with a searched mixed-precision policy")
+    bundle = out / "bundle"
+    manifest = export_bundle(best.arch, bundle, device, "mixed", max_accuracy_drop, threads=threads,
+                             predicted=dict(best.objectives), overwrite=True, source_run=f"{out / 'search'} [best]",
+                             progress=say)
+    timings["export_s"] = time.time() - t
+    # 5. verify
+    t = time.time()
+    check = verify_bundle(bundle)
+    timings["verify_s"] = time.time() - t
+    say(f"[5/5] verify: hashes ok, accuracy {'ok' if check['accuracy']['ok'] else 'MISMATCH'}, latency "
+        f"{'ok' if check['latency']['ok'] else 'MISMATCH'} ({check['latency']['rel_diff']:+.1%})")
+    timings["total_s"] = time.time() - t0
+    summary = {
+        "space": space, "device": device, "threads": threads, "profile": profile_note,
+        "arch": best.arch.to_str(), "latency_budget_ms": latency_budget_ms,
+        "predicted_ms": best.objectives.get("latency_ms"), "measured_ms": (best.measured or {}).get("latency_ms"),
+        "deployed_ms": manifest["latency"]["measured_ms"], "fp32_ms": manifest["latency"]["fp32_ms"],
+        "fp32_top1": manifest["accuracy"]["fp32_top1"], "deployed_top1": manifest["accuracy"]["deployed_top1"],
+        "precision": manifest["policy_summary"], "peak_memory_mb": manifest["memory"]["peak_rss_mb"],
+        "analytic_memory_mb": manifest["memory"]["analytic_mb"], "bundle": str(bundle), "verified": check["ok"],
+        "meets_budget_measured": (best.measured or {}).get("latency_ms", np.inf) <= latency_budget_ms,
+        "latency_model": {k: m[k] for k in ("within_5", "within_10", "kendall_tau", "mape")},
+        "timings_s": timings,
+    }
+    report = write_report(out, summary, front, ev, plots, manifest)
+    summary["report"] = str(report)
+    atomic_write_json(out / "quickstart.json", summary)
+    return summary

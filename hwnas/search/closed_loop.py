@@ -143,10 +143,14 @@ def _finish(front: ParetoFront, problem: ArchProblem, measured, budgets, accurac
         for j, a in enumerate(extra):
             objs = {o.name: float(f[j, i]) for i, o in enumerate(problem.objectives)}
             pool.append(Candidate(a, objs, True))
+    predicted_at_measure = {ArchConfig.parse(r["arch"]).key(): {k[: -len("_predicted")]: v for k, v in r.items()
+                                                                 if k.endswith("_predicted")} for r in checks}
     cands: list[Candidate] = []
     for c in pool:
         m = measured.get(c.arch.key())
-        cands.append(replace(c, measured=m, feasible=c.feasible if m is None else _meets(m, budgets)))
+        # objectives keep the *predictions* (the search itself used the measured figures once known)
+        objs = {**c.objectives, **predicted_at_measure.get(c.arch.key(), {})}
+        cands.append(replace(c, objectives=objs, measured=m, feasible=c.feasible if m is None else _meets(m, budgets)))
     sign = -1.0 if accuracy.direction == "max" else 1.0
     ok_measured = [i for i, c in enumerate(cands) if c.measured is not None and c.feasible]
     best = min(ok_measured, key=lambda i: sign * cands[i].objectives[accuracy.name]) if ok_measured else None

@@ -1,0 +1,33 @@
+"""The whole job end to end on the tiny space: profile → fit → search → export → verify → report."""
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+
+def test_quickstart_on_the_tiny_space(tmp_path):
+    from hwnas.export.bundle import check_hashes, read_manifest
+    from hwnas.pipeline import quickstart, verify_bundle
+    from hwnas.types import ParetoFront
+
+    msgs = []
+    s = quickstart(tmp_path / "qs", space="tiny-mbv3", samples=20, reference_set=6, repeats=3, generations=10,
+                   pop_size=30, reuse_shipped=False, progress=msgs.append)
+    assert any(m.startswith("[1/5] profiling") for m in msgs) and any(m.startswith("[5/5]") for m in msgs)
+    # the chosen subnet meets the budget when measured, and the bundle verifies on the device
+    assert s["meets_budget_measured"] and s["measured_ms"] <= s["latency_budget_ms"]
+    assert s["verified"]
+    front = ParetoFront.load(tmp_path / "qs" / "search")
+    assert front.candidates[front.best].arch.to_str() == s["arch"]
+    m = read_manifest(tmp_path / "qs" / "bundle")
+    check_hashes(tmp_path / "qs" / "bundle", m)
+    assert m["arch"] == s["arch"] and m["latency"]["predicted_ms"] == pytest.approx(s["predicted_ms"])
+    assert verify_bundle(tmp_path / "qs" / "bundle")["ok"]
+    report = (tmp_path / "qs" / "report.md").read_text()
+    assert s["arch"] in report and "figures/pareto_latency_ms.png" in report
+    for line in report.splitlines():
+        if line.startswith("![") and "figures/" in line:
+            assert (tmp_path / "qs" / line.split("(", 1)[1].rstrip(")")).is_file()
+    assert json.loads((tmp_path / "qs" / "quickstart.json").read_text())["bundle"] == s["bundle"]
