@@ -28,6 +28,9 @@ def _register(name: str, module: str, cls: str, description: str, extra: str) ->
 
 
 _register("onnxruntime-cpu", "onnxruntime_cpu", "OnnxRuntimeCPU", "ONNX Runtime, CPU execution provider", "")
+_register("openvino-cpu", "openvino_cpu", "OpenVINOCPU", "OpenVINO, CPU plugin (explicit inference precision)",
+          "openvino")
+_register("tvm-llvm", "tvm_llvm", "TVMLLVM", "Apache TVM (Relax), compiled for the host CPU with LLVM", "tvm")
 
 
 def get_device(name: str, **kwargs: Any):

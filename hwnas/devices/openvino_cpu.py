@@ -1,0 +1,134 @@
+"""OpenVINO on the CPU.
+
+Settings that change latency are explicit and recorded in the DeviceSpec: inference threads,
+one stream, latency performance hint, and the **inference precision**. OpenVINO's CPU plugin
+picks bf16 by itself on CPUs with bf16 instructions (some AMD and Intel parts) — a silent
+precision change. hwnas always sets ``INFERENCE_PRECISION_HINT`` (``f32`` by default; ``bf16``
+or ``f16`` only when asked) and records what the compiled model actually reports.
+
+``load`` accepts an ONNX file or an OpenVINO IR (``.xml`` beside its ``.bin``), e.g. a model
+quantized by NNCF. One inference is ``InferRequest.infer()`` on a pre-set input tensor (the
+dict-argument call costs ~0.15 ms of Python per run).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.devices.base import Device, LoadedModel, random_input
+from hwnas.errors import ConfigError, DeviceError
+
+_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+class OpenVINOModel(LoadedModel):
+    def __init__(self, compiled, input_shape: tuple[int, ...]) -> None:
+        import openvino as ov
+
+        self.compiled = compiled
+        self.input_shape = input_shape
+        self.request = compiled.create_infer_request()
+        self._x = ov.Tensor(random_input(input_shape))
+        self.request.set_input_tensor(self._x)
+
+    def run(self) -> None:
+        self.request.infer()
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        import openvino as ov
+
+        self.request.set_input_tensor(ov.Tensor(np.ascontiguousarray(x, dtype=np.float32)))
+        self.request.infer()
+        out = self.request.get_output_tensor().data.copy()
+        self.request.set_input_tensor(self._x)
+        return out
+
+    def runtime_graph(self) -> dict[str, Any] | None:
+        """The executed (fused) graph: layer type and, when PERF_COUNT is on, per-layer times (µs)."""
+        rt = self.compiled.get_runtime_model()
+        nodes = []
+        for op in rt.get_ordered_ops():
+            info = op.get_rt_info()
+            get = lambda k: str(getattr(info[k], "value", info[k])) if k in info else ""  # noqa: E731
+            nodes.append({"name": op.get_friendly_name(), "op": get("layerType"),
+                          "precision": get("runtimePrecision"), "fused": get("originalLayersNames")})
+        prof = []
+        try:
+            for p in self.request.get_profiling_info():
+                prof.append({"name": p.node_name, "op": p.node_type, "exec": p.exec_type,
+                             "us": p.real_time.total_seconds() * 1e6})
+        except RuntimeError:
+            pass
+        return {"nodes": nodes, "profiling": prof}
+
+    def close(self) -> None:
+        self.request = None
+        self.compiled = None
+
+
+class OpenVINOCPU(Device):
+    name = "openvino-cpu"
+    runtime = "openvino"
+    extra = "openvino"
+    description = "OpenVINO, CPU plugin (explicit inference precision)"
+
+    def __init__(self, threads: int = 1, precision: str = "fp32", batch_size: int = 1, perf_count: bool = False,
+                 **options: Any) -> None:
+        if precision not in _PRECISIONS:
+            raise ConfigError(f"OpenVINO precision must be one of {list(_PRECISIONS)}, got '{precision}'.")
+        super().__init__(threads, precision, batch_size, perf_count=int(bool(perf_count)), **options)
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import openvino as ov
+        except ImportError:
+            return False, "openvino is not installed"
+        return True, ov.get_version().split("-")[0]
+
+    def runtime_version(self) -> str:
+        import openvino as ov
+
+        return ov.get_version().split("-")[0]
+
+    def config(self) -> dict[str, Any]:
+        return {"INFERENCE_PRECISION_HINT": _PRECISIONS[self.precision], "INFERENCE_NUM_THREADS": self.threads,
+                "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": bool(int(self.options["perf_count"]))}
+
+    def read(self, path: Path):
+        import openvino as ov
+
+        if path.suffix not in (".onnx", ".xml"):
+            raise DeviceError(f"OpenVINO loads .onnx or IR .xml files, not '{path.name}'.")
+        try:
+            return ov.Core().read_model(str(path))
+        except RuntimeError as exc:
+            raise DeviceError(f"OpenVINO cannot read '{path}': {str(exc).splitlines()[0]}") from None
+
+    def load(self, path: str | os.PathLike) -> OpenVINOModel:
+        import openvino as ov
+
+        path = Path(path)
+        if not path.is_file():
+            raise DeviceError(f"Model '{path}' does not exist.")
+        model = self.read(path)
+        shape = tuple(int(d) for d in model.input(0).get_partial_shape().to_shape())
+        compiled = ov.Core().compile_model(model, "CPU", self.config())
+        got = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        want = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}[_PRECISIONS[self.precision]]
+        if want not in got and _PRECISIONS[self.precision] not in got:
+            raise DeviceError(f"OpenVINO compiled the model at {got}, not the requested {self.precision}.")
+        return OpenVINOModel(compiled, shape)
+
+    def compile_artifact(self, onnx_path: Path, bundle_dir: Path) -> Path:
+        """OpenVINO IR (``openvino/model.xml`` + ``.bin``) of an ONNX model, for a bundle."""
+        import openvino as ov
+
+        out = bundle_dir / "openvino" / "model.xml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(ov.convert_model(str(onnx_path)), str(out), compress_to_fp16=False)
+        return out

@@ -1,0 +1,121 @@
+"""Apache TVM (0.27, Relax) on the host CPU through LLVM.
+
+``load`` imports an ONNX file with the Relax ONNX frontend, compiles it for the host target
+(``llvm`` with this CPU's ``mcpu``, so AVX-512/VNNI are used where present) and runs it in the
+Relax virtual machine; a compiled shared library (``.so`` written by :meth:`compile_artifact`)
+loads directly. Compilation is untuned (seconds); meta-schedule tuning is not run here — it
+takes minutes per model, and its stock builder times out on small machines.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.devices.base import Device, LoadedModel, onnx_input_shape, random_input
+from hwnas.errors import DeviceError
+
+
+def host_target(threads: int):
+    import tvm
+
+    cpu = tvm.get_global_func("target.llvm_get_system_cpu", allow_missing=True)
+    mcpu = cpu() if cpu is not None else "generic"
+    return tvm.target.Target({"kind": "llvm", "mcpu": mcpu, "num-cores": threads})
+
+
+class TVMModel(LoadedModel):
+    def __init__(self, executable, input_shape: tuple[int, ...]) -> None:
+        import tvm
+        from tvm import relax
+
+        self.input_shape = input_shape
+        self.dev = tvm.cpu()
+        self.vm = relax.VirtualMachine(executable, self.dev)
+        self._x = tvm.runtime.tensor(random_input(input_shape), self.dev)
+        self.vm.set_input("main", self._x)
+
+    def run(self) -> None:
+        self.vm.invoke_stateful("main")
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        import tvm
+
+        out = self.vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), self.dev))
+        out = out[0] if not hasattr(out, "numpy") else out
+        return out.numpy()
+
+    def close(self) -> None:
+        self.vm = None
+
+
+class TVMLLVM(Device):
+    name = "tvm-llvm"
+    runtime = "tvm"
+    extra = "tvm"
+    description = "Apache TVM (Relax), compiled for the host CPU with LLVM (untuned)"
+
+    def __init__(self, threads: int = 1, precision: str = "fp32", batch_size: int = 1, **options: Any) -> None:
+        super().__init__(threads, precision, batch_size, **options)
+        os.environ["TVM_NUM_THREADS"] = str(self.threads)
+        import tvm
+
+        cfg = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
+        if cfg is not None:
+            cfg(0, self.threads)
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import tvm
+        except ImportError:
+            return False, "apache-tvm is not installed"
+        except Exception as exc:  # a broken native library
+            return False, f"apache-tvm fails to import ({type(exc).__name__}: {exc})"
+        return True, tvm.__version__
+
+    def runtime_version(self) -> str:
+        import tvm
+
+        return tvm.__version__
+
+    def hardware(self) -> str:
+        from hwnas.devices.base import cpu_model
+
+        return f"{cpu_model()} ({host_target(self.threads).attrs.get('mcpu', 'generic')})"
+
+    def compile(self, onnx_path: Path):
+        import onnx
+        import tvm
+        from tvm.relax.frontend.onnx import from_onnx
+
+        try:
+            mod = from_onnx(onnx.load(str(onnx_path)), keep_params_in_input=False)
+            return tvm.compile(mod, target=host_target(self.threads))
+        except Exception as exc:  # TVM raises its own error types for unsupported graphs
+            raise DeviceError(f"TVM cannot compile '{onnx_path.name}': {str(exc).splitlines()[0][:300]}") from None
+
+    def load(self, path: str | os.PathLike) -> TVMModel:
+        import tvm
+
+        path = Path(path)
+        if not path.is_file():
+            raise DeviceError(f"Model '{path}' does not exist.")
+        if path.suffix == ".so":
+            shape_file = path.with_suffix(".shape")
+            if not shape_file.is_file():
+                raise DeviceError(f"'{path}' has no '{shape_file.name}' beside it (the input shape).")
+            shape = tuple(int(x) for x in shape_file.read_text().split(","))
+            return TVMModel(tvm.runtime.load_module(str(path)), shape)
+        return TVMModel(self.compile(path), onnx_input_shape(path))
+
+    def compile_artifact(self, onnx_path: Path, bundle_dir: Path) -> Path:
+        """A shared library for this host (``tvm/model.so`` + ``model.shape``), for a bundle."""
+        out = bundle_dir / "tvm" / "model.so"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.compile(onnx_path).export_library(str(out))
+        out.with_suffix(".shape").write_text(",".join(str(d) for d in onnx_input_shape(onnx_path)))
+        return out

@@ -1,0 +1,70 @@
+"""OpenVINO and TVM backends on real runtimes: same outputs as ONNX Runtime, explicit settings, artifacts."""
+
+import numpy as np
+import pytest
+
+from conftest import randomize_
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    from hwnas.export.onnx_export import export_subnet
+    from hwnas.supernet.elastic import ElasticMBV3
+
+    net = randomize_(ElasticMBV3("fmnist-mbv3"), seed=3)
+    a = net.space.sample(np.random.default_rng(2), [28])
+    return export_subnet(net, a, tmp_path_factory.mktemp("bk") / "m.onnx")
+
+
+def _ort_out(path, x):
+    from hwnas.devices import get_device
+
+    return get_device("onnxruntime-cpu").load(path).infer(x)
+
+
+@pytest.mark.openvino
+def test_openvino_matches_ort_and_records_precision(onnx_model, tmp_path):
+    from hwnas.devices import get_device
+    from hwnas.devices.measure import measure_model
+    from hwnas.devices.timing import TimingConfig
+    from hwnas.errors import ConfigError, DeviceError
+
+    dev = get_device("openvino-cpu", threads=1)
+    assert dev.spec().precision == "fp32" and dev.config()["INFERENCE_PRECISION_HINT"] == "f32"
+    x = np.random.default_rng(0).standard_normal((1, 1, 28, 28)).astype(np.float32)
+    m = dev.load(onnx_model)
+    ref = _ort_out(onnx_model, x)
+    assert np.abs(m.infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
+    g = m.runtime_graph()
+    assert any(n["op"] == "Convolution" for n in g["nodes"]) and all(n["precision"] in ("f32", "") or
+                                                                     n["op"] in ("Const", "Parameter", "Result")
+                                                                     for n in g["nodes"] if n["op"] == "Convolution")
+    ir = dev.compile_artifact(onnx_model, tmp_path)
+    assert ir.suffix == ".xml" and ir.with_suffix(".bin").is_file()
+    assert np.abs(dev.load(ir).infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
+    meas = measure_model(dev, ir, TimingConfig.quick(), reference="none")
+    assert meas.stats.median_ms > 0
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        get_device("openvino-cpu", precision="int4")
+    # a precision the CPU cannot honour is an error, never a silent change
+    bf16 = get_device("openvino-cpu", precision="bf16")
+    try:
+        bf16.load(onnx_model)
+    except DeviceError as exc:
+        assert "not the requested bf16" in str(exc)
+
+
+@pytest.mark.tvm
+def test_tvm_matches_ort_and_exports_a_library(onnx_model, tmp_path):
+    from hwnas.devices import get_device
+
+    dev = get_device("tvm-llvm", threads=1)
+    x = np.random.default_rng(1).standard_normal((1, 1, 28, 28)).astype(np.float32)
+    ref = _ort_out(onnx_model, x)
+    m = dev.load(onnx_model)
+    assert np.abs(m.infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
+    m.run()
+    lib = dev.compile_artifact(onnx_model, tmp_path)
+    assert lib.suffix == ".so"
+    assert np.abs(dev.load(lib).infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert "(" in dev.spec().hardware  # the LLVM mcpu the code was compiled for is recorded
