@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-HOLDOUT_SEED = 1  # the profile's own samples use seed 0
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,7 +38,7 @@ def ensure_holdout(profile: Path, space: str, n: int) -> float:
     from hwnas.latency_models.metrics import holdout_data
     from hwnas.pipeline import measure_archs_on_device
     from hwnas.profiles import DeviceProfile
-    from hwnas.profiles.sampling import stratified_archs
+    from hwnas.profiles.sampling import holdout_archs
     from hwnas.types import ArchConfig
 
     prof = DeviceProfile.open(profile)
@@ -47,7 +46,7 @@ def ensure_holdout(profile: Path, space: str, n: int) -> float:
     if len(have) >= n:
         return 0.0
     known = [ArchConfig.parse(a) for a in prof.models_df(space)["arch"]]
-    want = stratified_archs(space, n, HOLDOUT_SEED, exclude=known)
+    want = holdout_archs(space, n, 0, exclude=known)
     todo = [a for a in want if a.key() not in {h.key() for h in have}][: n - len(have)]
     print(f"measuring {len(todo)} held-out subnets on {prof.device_name} ...", flush=True)
     t0 = time.time()

@@ -207,3 +207,22 @@ def test_profile_other_backends(device, tmp_path):
     graphs = [json.loads(g) for g in models["runtime_graph"] if g and g != "null"]
     if graphs:  # what the runtime ran, where the backend can tell
         assert graphs[0].get("nodes") or graphs[0].get("kernels")
+
+
+def test_holdout_rows_alternate_with_samples_and_are_never_fitted(tmp_path):
+    from hwnas.latency_models import training_data
+    from hwnas.latency_models.metrics import evaluate_models
+
+    out = tmp_path / "h"
+    r = _cli("profile", "--space", "tiny-mbv3", "--out", str(out), "--no-ops", "--samples", "6", "--holdout", "4",
+             *QUICK, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["spaces"]["tiny-mbv3"]["seconds"]["holdout"] > 0
+    prof = DeviceProfile.open(out)
+    kinds = prof.models_df()["kind"].tolist()
+    assert kinds[2:10] == ["random", "holdout"] * 4  # same machine conditions for both
+    _, archs, _, _ = training_data(prof)
+    held = set(prof.models_df(kinds=["holdout"])["arch"])
+    assert len(held) == 4 and not held & {a.to_str() for a in archs}
+    res = evaluate_models(prof, ["flops"])
+    assert res["protocol"] == "fit on 8 rows, scored on 4 held-out rows" and res["models"]["flops"]["n"] == 4

@@ -43,6 +43,8 @@ def profile_cmd(
     samples: int = typer.Option(100, help="Random end-to-end subnets (stratified over size and resolution)."),
     reference_set: int = typer.Option(20, help="Fixed reference subnets (the same archs on every device)."),
     repeats: int = typer.Option(10, help="Reference subnets measured again at the end (repeatability)."),
+    holdout: int = typer.Option(0, help="Extra subnets measured only to evaluate predictors ('hwnas evaluate'), "
+                                "alternating with the samples; never used to fit."),
     resolutions: Optional[str] = typer.Option(None, help="Block-table resolutions, e.g. 128,160,192,224 "
                                               "(default: every 16 px for large spaces, all for small)."),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="Measure the block/op table."),
@@ -79,7 +81,7 @@ def profile_cmd(
             prog.update(task, description=desc[:70].ljust(70), completed=done, total=max(total, 1e-9))
 
         res = profile_device(out, space, device, threads, _options(option), checkpoint, progress,
-                             samples=samples, reference_set=reference_set, repeats=repeats,
+                             samples=samples, reference_set=reference_set, repeats=repeats, holdout=holdout,
                              op_resolutions=_int_list(resolutions), ops=ops, seed=seed, kernel_times=kernel_times,
                              energy=energy, **extra)
     if as_json:

@@ -7,8 +7,8 @@ the CLI compose them). Work is planned deterministically from the settings, each
 is stored at once (crash-safe journal), and a re-run skips every row already stored: an
 interrupted profile resumes where it stopped.
 
-Order of the work: the fixed reference set, the block/op table, the stratified random samples,
-then ``repeats`` re-measurements of reference archs (minutes after the first measurement, they
+Order of the work: the fixed reference set, the block/op table, the stratified random samples
+(alternating with the optional held-out evaluation subnets), then ``repeats`` re-measurements of reference archs (minutes after the first measurement, they
 give the device's own repeatability: the floor any latency model is judged against).
 """
 
@@ -26,7 +26,13 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 from hwnas.profiles.profile import DeviceProfile
-from hwnas.profiles.sampling import default_op_resolutions, op_layers, reference_archs, stratified_archs
+from hwnas.profiles.sampling import (
+    default_op_resolutions,
+    holdout_archs,
+    op_layers,
+    reference_archs,
+    stratified_archs,
+)
 from hwnas.profiles.schema import MODEL_KINDS, model_row_key, op_row_key
 from hwnas.types import ArchConfig
 
@@ -60,6 +66,7 @@ class ProfileSettings:
     samples: int = 100
     reference_set: int = 20
     repeats: int = 10
+    holdout: int = 0  # extra subnets measured only to evaluate predictors (never used to fit)
     op_resolutions: list[int] | None = None  # None: default_op_resolutions(space)
     ops: bool = True
     seed: int = 0
@@ -73,8 +80,8 @@ class ProfileSettings:
         from hwnas.supernet.spaces import get_space
 
         sp = get_space(self.space)
-        if self.samples < 0 or self.reference_set < 0 or self.repeats < 0:
-            raise ConfigError("samples, reference_set and repeats must be >= 0.")
+        if min(self.samples, self.reference_set, self.repeats, self.holdout) < 0:
+            raise ConfigError("samples, reference_set, repeats and holdout must be >= 0.")
         if self.repeats > self.reference_set:
             raise ConfigError(f"repeats ({self.repeats}) re-measure reference archs: at most --reference-set "
                               f"({self.reference_set}).")
@@ -86,7 +93,7 @@ class ProfileSettings:
 
     def to_meta(self) -> dict[str, Any]:
         return {"samples": self.samples, "reference_set": self.reference_set, "repeats": self.repeats,
-                "retries": self.retries,
+                "retries": self.retries, "holdout": self.holdout,
                 "op_resolutions": list(self.op_resolutions), "seed": self.seed, "ops": self.ops,
                 "model_timing": self.model_timing.to_dict(), "op_timing": self.op_timing.to_dict()}
 
@@ -108,8 +115,13 @@ def plan(prof: DeviceProfile, settings: ProfileSettings) -> list[Task]:
     if settings.ops:
         for layer in op_layers(settings.space, settings.op_resolutions):
             tasks.append(Task("ops", op_row_key(layer.key(), dev), layer.kind, layer))
-    for a in stratified_archs(settings.space, settings.samples, settings.seed, exclude=refs):
-        tasks.append(Task("models", model_row_key(a.key(), dev), "random", a))
+    samples = stratified_archs(settings.space, settings.samples, settings.seed, exclude=refs)
+    held = holdout_archs(settings.space, settings.holdout, settings.seed, exclude=refs + samples)
+    # samples and held-out subnets alternate, so both are measured under the same machine conditions
+    for i in range(max(len(samples), len(held))):
+        for kind, group in (("random", samples), ("holdout", held)):
+            if i < len(group):
+                tasks.append(Task("models", model_row_key(group[i].key(), dev), kind, group[i]))
     for a in refs[: settings.repeats]:
         tasks.append(Task("models", model_row_key(a.key(), dev, 1), "repeat", a, 1))
     return tasks
@@ -149,7 +161,7 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
         todo = [t for t in tasks if not prof.has_row(t.table, t.key)]
         total, done = _units(tasks), _units(tasks) - _units(todo)
         counts = {"planned": len(tasks), "already_stored": len(tasks) - len(todo), "measured": 0,
-                  "unstable": 0, "seconds": {"ops": 0.0, "models": 0.0, "setup": 0.0}}
+                  "unstable": 0, "seconds": {"ops": 0.0, "models": 0.0, "holdout": 0.0, "setup": 0.0}}
         if progress:
             progress("calibrating references", done, total)
         session = MeasureSession(prof, device, energy=settings.energy, kernel_times=settings.kernel_times,
@@ -175,7 +187,7 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
                 path.unlink(missing_ok=True)
                 counts["measured"] += 1
                 counts["unstable"] += int(bool(row["unstable"]))
-                counts["seconds"][t.table] += time.perf_counter() - t0
+                counts["seconds"]["holdout" if t.kind == "holdout" else t.table] += time.perf_counter() - t0
                 done += MODEL_UNITS if t.table == "models" else 1.0
         finally:
             gc.unfreeze()

@@ -24,6 +24,8 @@ from hwnas.types import ArchConfig
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 REFERENCE_SEED = 20240607
 """Seed of the fixed reference set: never change it (it would change every profile's reference archs)."""
+HOLDOUT_SEED_OFFSET = 7919
+"""Held-out evaluation subnets use ``seed + HOLDOUT_SEED_OFFSET``: another stream than the fitting samples."""
 
 
 def default_op_resolutions(space: str) -> list[int]:
@@ -84,3 +86,8 @@ def stratified_archs(space: str, n: int, seed: int = 0, exclude: Sequence[ArchCo
 def reference_archs(space: str, n: int = 20) -> list[ArchConfig]:
     """The fixed reference set of ``space``: same archs for every device and every hwnas run."""
     return stratified_archs(space, n, REFERENCE_SEED)
+
+
+def holdout_archs(space: str, n: int, seed: int = 0, exclude: Sequence[ArchConfig] = ()) -> list[ArchConfig]:
+    """Held-out evaluation subnets: stratified like the samples, from another seed, never in ``exclude``."""
+    return stratified_archs(space, n, seed + HOLDOUT_SEED_OFFSET, exclude)
