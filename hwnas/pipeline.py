@@ -193,16 +193,11 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     say(f"fp32: top-1 {fp32_test:.2f} % (test), {fp32_ms:.4f} ms")
     deployed, policy, trials = fp32, PrecisionPolicy.uniform("fp32"), []
     if precision != "fp32":
-        pre = quantize_ort.preprocess(fp32, work / "model.pre.onnx")
         calib = inputs(train, 256)
-        nodes = [n for n, _ in quantize_ort.node_names(pre)]
-
-        def build(pol, path):
-            return quantize_ort.quantize(pre, path, pol, calib)
-
+        build, nodes, suffix = _quantizer(dev, fp32, work, calib)
         if precision == "int8":
             policy = PrecisionPolicy.uniform("int8")
-            deployed = build(policy, work / "model.int8.onnx")
+            deployed = build(policy, work / f"model.int8{suffix}")
         else:
             groups = layer_groups(nodes)
             fp32_val = sens.accuracy(fp32)
@@ -213,17 +208,22 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     dep_test = ev.accuracy(deployed) if deployed != fp32 else fp32_test
     with BundleWriter(out, overwrite) as w:
         w.add_file(fp32, "model.fp32.onnx")
-        w.add_file(deployed, "model.onnx")
+        if deployed.suffix == ".xml":  # an OpenVINO IR quantized by NNCF
+            w.add_file(deployed, "openvino/model.xml")
+            w.add_file(deployed.with_suffix(".bin"), "openvino/model.bin")
+            compiled = {"runtime": dev.runtime, "artifact": "openvino/model.xml", "note": "NNCF INT8 IR"}
+        else:
+            w.add_file(deployed, "model.onnx")
+            compiled = compile_for(dev, w.dir / "model.onnx", w.dir)
         policy.save(w.dir / "policy.json")
-        compiled = compile_for(dev, w.dir / "model.onnx", w.dir)
         final = ev.measure(w.dir / compiled["artifact"])
+        mem = analytic_memory(w.dir / ("model.onnx" if (w.dir / "model.onnx").exists() else "model.fp32.onnx"))
         mem = analytic_memory(w.dir / "model.onnx")
         manifest = {
             "arch": arch.to_str(), "arch_key": arch.key(), "space": arch.space, "weights": source,
             "source_run": source_run,
             "precision": precision, "policy": "policy.json",
-            "policy_summary": policy.summary(quantize_ort.quantizable_layers(w.dir / "model.onnx")
-                                             if precision != "fp32" else []),
+            "policy_summary": policy.summary(quantize_ort.quantizable_layers(fp32)),
             "deployed": compiled["artifact"], "compiled": compiled,
             "preprocess": {"resolution": arch.r, "mean": list(test.mean), "std": list(test.std),
                            "resize": "bilinear, antialiased when shrinking", "input": "input", "layout": "NCHW"},
@@ -242,6 +242,24 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
         path = w.finish(manifest)
     say(f"bundle written to {path}")
     return json.loads((Path(out) / "manifest.json").read_text())
+
+
+def _quantizer(dev, fp32: Path, work: Path, calib):
+    """(build(policy, path) → quantized model, node names a policy addresses, file suffix) for the device's runtime."""
+    from hwnas.errors import ConfigError
+    from hwnas.export import quantize_ort
+
+    if dev.runtime == "onnxruntime":
+        pre = quantize_ort.preprocess(fp32, work / "model.pre.onnx")
+        return (lambda pol, path: quantize_ort.quantize(pre, path, pol, calib),
+                [n for n, _ in quantize_ort.node_names(pre)], ".onnx")
+    if dev.runtime == "openvino":
+        from hwnas.export import quantize_openvino
+
+        return (lambda pol, path: quantize_openvino.quantize(fp32, Path(path).with_suffix(".xml"), pol, calib),
+                [n for n, _ in quantize_ort.node_names(fp32)], ".xml")
+    raise ConfigError(f"INT8 export is not available for '{dev.name}' (ONNX Runtime and OpenVINO are); "
+                      "export --precision fp32 for it.")
 
 
 def verify_bundle(bundle: str | os.PathLike, device: str | None = None, latency_tolerance: float = 0.15,

@@ -130,3 +130,23 @@ def test_export_int8_bundle_and_verify(tmp_path):
         fh.write(b"\0")
     with pytest.raises(BundleError, match="model.onnx was modified"):
         verify_bundle(tmp_path / "b")
+
+
+@pytest.mark.openvino
+@pytest.mark.data
+def test_nncf_int8_for_openvino_honours_the_policy(tiny_fp32, tmp_path):
+    from hwnas.devices import get_device
+    from hwnas.export.quantize_openvino import quantize
+    from hwnas.export.quantize_ort import node_names
+
+    fp32, _, calib = tiny_fp32
+    groups = layer_groups([n for n, _ in node_names(fp32)])
+    dev = get_device("openvino-cpu")
+    full = dev.load(quantize(fp32, tmp_path / "all.xml", PrecisionPolicy.uniform("int8"), calib)).runtime_graph()
+    part = dev.load(quantize(fp32, tmp_path / "b2.xml", only(groups, ["block02"]), calib)).runtime_graph()
+
+    def int8_convs(g):
+        return {n["fused"] or n["name"] for n in g["nodes"] if n["op"] == "Convolution" and n["precision"] in ("u8", "i8")}
+
+    assert len(int8_convs(full)) >= 15
+    assert int8_convs(part) and all("/blocks.2/" in n for n in int8_convs(part))

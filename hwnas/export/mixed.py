@@ -62,8 +62,8 @@ def layer_groups(nodes: Sequence[str]) -> list[Group]:
             pattern = rf"/blocks\.{int(key[5:])}/.*"
         elif key == "stem":
             pattern = r"/first_conv/.*"
-        else:
-            pattern = "|".join(re.escape(x) for x in names)
+        else:  # the head's nodes by name; OpenVINO appends suffixes such as "/WithoutBiases"
+            pattern = "(" + "|".join(re.escape(x) for x in names) + ")(/.*)?"
         out.append(Group(key, pattern, tuple(names)))
     return out
 

@@ -1,0 +1,55 @@
+"""OpenVINO INT8 through NNCF post-training quantization, driven by a precision policy.
+
+The FP32 ONNX model is converted to an OpenVINO model, ``nncf.quantize`` calibrates it on real
+inputs (the same pre-processed images as the ONNX Runtime path) and inserts FakeQuantize
+nodes; layers a policy keeps in float go to NNCF's ``IgnoredScope`` (its own exclusion
+mechanism, matched by the ONNX node names OpenVINO keeps as friendly names). The result is
+saved as IR (``.xml`` + ``.bin``) that the ``openvino-cpu`` device loads. The default preset is
+``mixed`` (asymmetric activations): h-swish outputs are negative down to -0.375, and the
+symmetric ``performance`` preset cost a 24k-parameter Fashion-MNIST subnet 5.3 points of
+top-1 where ``mixed`` cost 1.2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.errors import ConfigError
+from hwnas.export.policy import PrecisionPolicy
+
+
+def quantize(onnx_path: str | os.PathLike, out_xml: str | os.PathLike, policy: PrecisionPolicy,
+             calibration: np.ndarray, preset: str = "mixed") -> Path:
+    """INT8 IR of ``onnx_path`` under ``policy``; ``calibration`` is float32 ``(N, C, H, W)``."""
+    import logging
+
+    import nncf
+    import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)  # keep the CLI's output readable
+    model = ov.convert_model(str(onnx_path))
+    batch = int(model.input(0).get_partial_shape()[0].get_length())
+    if calibration.ndim != 4 or len(calibration) < batch:
+        raise ConfigError(f"Calibration data must be (N, C, H, W) with N >= {batch}; got {calibration.shape}.")
+    names = [op.get_friendly_name() for op in model.get_ops()]
+    ignored = [n for n in names if policy.precision_for(n) != "int8" and _quantizable(n)]
+    items = [calibration[i:i + batch].astype(np.float32) for i in range(0, len(calibration) - batch + 1, batch)]
+    q = nncf.quantize(
+        model, nncf.Dataset(items),
+        preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
+        subset_size=len(items),
+        ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
+    )
+    out = Path(out_xml)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(q, str(out), compress_to_fp16=False)
+    return out
+
+
+def _quantizable(name: str) -> bool:
+    """Only weighted layers need ignoring; activations follow their producers."""
+    return re.search(r"/(Conv|Gemm|MatMul)(/|$)", name) is not None or name.endswith(("Conv", "Gemm", "MatMul"))
