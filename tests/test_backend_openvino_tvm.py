@@ -68,3 +68,26 @@ def test_tvm_matches_ort_and_exports_a_library(onnx_model, tmp_path):
     assert lib.suffix == ".so"
     assert np.abs(dev.load(lib).infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
     assert "(" in dev.spec().hardware  # the LLVM mcpu the code was compiled for is recorded
+
+
+def test_gpu_backends_are_listed_with_their_fix():
+    from hwnas.devices import list_devices
+
+    rows = {r["name"]: r for r in list_devices()}
+    for name in ("onnxruntime-cuda", "onnxruntime-tensorrt"):
+        r = rows[name]
+        if not r["available"]:
+            assert "onnxruntime-gpu" in r["detail"] and "hwnas[gpu]" in r["detail"]
+
+
+@pytest.mark.gpu
+def test_ort_cuda_matches_cpu(onnx_model):
+    from hwnas.devices import get_device
+
+    dev = get_device("onnxruntime-cuda", threads=1)
+    x = np.random.default_rng(2).standard_normal((1, 1, 28, 28)).astype(np.float32)
+    ref = _ort_out(onnx_model, x)
+    m = dev.load(onnx_model)
+    assert "CUDAExecutionProvider" in m.session.get_providers()
+    assert np.abs(m.infer(x) - ref).max() <= 1e-3 * np.abs(ref).max()
+    assert dev.spec().provider == "CUDA"

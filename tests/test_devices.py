@@ -56,10 +56,11 @@ def test_interleaved_ratio_tracks_true_ratio():
                 pass
         return f
 
-    stats, ratio, ref_stats = time_interleaved(busy(2.0), busy(1.0), TimingConfig(bursts=4, burst_s=0.02), "b1")
-    assert ratio.ratio == pytest.approx(2.0, rel=0.15)
+    stats, ratio, ref_stats = time_interleaved(busy(2.0), busy(1.0), TimingConfig(bursts=6, burst_s=0.03), "b1")
+    # per-burst medians shrug off preemptions; the tolerance allows a heavily loaded machine
+    assert ratio.ratio == pytest.approx(2.0, rel=0.2)
     assert ref_stats.median_ms == pytest.approx(1.0, rel=0.3) and ratio.reference == "b1"
-    assert ratio.n_bursts == 4
+    assert ratio.n_bursts == 6
 
 
 def test_ort_backend_spec_and_accuracy(tiny_onnx, cpu_threads):

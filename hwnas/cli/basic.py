@@ -42,9 +42,11 @@ def devices_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         return
     from rich.table import Table
 
+    from rich.markup import escape
+
     t = Table("device", "available", "version / why not", "description")
-    for r in rows:
-        t.add_row(r["name"], "yes" if r["available"] else "no", r["detail"], r["description"])
+    for r in rows:  # escape: "hwnas[gpu]" is not rich markup
+        t.add_row(r["name"], "yes" if r["available"] else "no", escape(r["detail"]), escape(r["description"]))
     console().print(t)
 
 

@@ -31,6 +31,9 @@ _register("onnxruntime-cpu", "onnxruntime_cpu", "OnnxRuntimeCPU", "ONNX Runtime,
 _register("openvino-cpu", "openvino_cpu", "OpenVINOCPU", "OpenVINO, CPU plugin (explicit inference precision)",
           "openvino")
 _register("tvm-llvm", "tvm_llvm", "TVMLLVM", "Apache TVM (Relax), compiled for the host CPU with LLVM", "tvm")
+_register("onnxruntime-cuda", "onnxruntime_gpu", "OnnxRuntimeCUDA", "ONNX Runtime, CUDA execution provider", "gpu")
+_register("onnxruntime-tensorrt", "onnxruntime_gpu", "OnnxRuntimeTensorRT",
+          "ONNX Runtime, TensorRT execution provider (fp16 on request)", "gpu")
 
 
 def get_device(name: str, **kwargs: Any):

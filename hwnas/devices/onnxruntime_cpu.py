@@ -64,7 +64,7 @@ class OrtModel(LoadedModel):
             tmp = Path(tempfile.mkdtemp(prefix="hwnas-ort-"))
             try:
                 ort.InferenceSession(str(self._source), self._device.session_options(tmp / "opt.onnx"),
-                                     providers=["CPUExecutionProvider"])
+                                     providers=self._device.providers())
                 m = onnx.load(str(tmp / "opt.onnx"))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -120,6 +120,10 @@ class OnnxRuntimeCPU(Device):
                 so.profile_file_prefix = profile
         return so
 
+    def providers(self) -> list[str]:
+        """Execution providers in priority order (subclasses put a GPU provider first)."""
+        return ["CPUExecutionProvider"]
+
     def load(self, onnx_path: str | os.PathLike, keep_optimized: bool = False) -> OrtModel:
         import onnxruntime as ort
 
@@ -130,7 +134,7 @@ class OnnxRuntimeCPU(Device):
         if keep_optimized:
             opt_path = Path(tempfile.mkdtemp(prefix="hwnas-ort-")) / (onnx_path.stem + ".opt.onnx")
         try:
-            sess = ort.InferenceSession(str(onnx_path), self.session_options(opt_path), providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(str(onnx_path), self.session_options(opt_path), providers=self.providers())
         except Exception as exc:  # ORT raises its own exception types
             raise DeviceError(f"ONNX Runtime cannot load '{onnx_path}': {exc}") from None
         shape = onnx_input_shape(onnx_path)
