@@ -186,6 +186,7 @@ def _other_backends():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", _other_backends())
 def test_profile_other_backends(device, tmp_path):
     """Every registered backend profiles through the same Device protocol (skips where its runtime is absent)."""
