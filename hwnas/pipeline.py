@@ -218,7 +218,6 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
         policy.save(w.dir / "policy.json")
         final = ev.measure(w.dir / compiled["artifact"])
         mem = analytic_memory(w.dir / ("model.onnx" if (w.dir / "model.onnx").exists() else "model.fp32.onnx"))
-        mem = analytic_memory(w.dir / "model.onnx")
         manifest = {
             "arch": arch.to_str(), "arch_key": arch.key(), "space": arch.space, "weights": source,
             "source_run": source_run,

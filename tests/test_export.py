@@ -150,3 +150,19 @@ def test_nncf_int8_for_openvino_honours_the_policy(tiny_fp32, tmp_path):
 
     assert len(int8_convs(full)) >= 15
     assert int8_convs(part) and all("/blocks.2/" in n for n in int8_convs(part))
+
+
+@pytest.mark.openvino
+@pytest.mark.data
+@pytest.mark.slow
+def test_openvino_int8_bundle_carries_the_ir_and_verifies(tmp_path):
+    from hwnas.pipeline import export_bundle, verify_bundle
+    from hwnas.supernet.spaces import get_space
+
+    a = get_space("tiny-mbv3").min_arch()
+    m = export_bundle(a, tmp_path / "b", device="openvino-cpu", precision="int8")
+    assert m["deployed"] == "openvino/model.xml" and "model.onnx" not in m["files"]
+    assert {"openvino/model.xml", "openvino/model.bin", "model.fp32.onnx"} <= set(m["files"])
+    assert m["memory"]["analytic_mb"]["weights_mb"] > 0  # from the FP32 graph: the IR holds no ONNX
+    assert m["accuracy"]["drop_pts"] < 3.0
+    assert verify_bundle(tmp_path / "b")["ok"]
