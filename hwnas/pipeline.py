@@ -137,7 +137,8 @@ def measure_archs_on_device(profile: str | os.PathLike, archs, kind: str = "sear
 def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu", precision: str = "mixed",
                   max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, threads: int = 1,
                   predicted: dict[str, float] | None = None, data_dir: str | os.PathLike | None = None,
-                  overwrite: bool = False, source_run: str | None = None, progress=None) -> dict[str, Any]:
+                  overwrite: bool = False, source_run: str | None = None, progress=None,
+                  profile: str | os.PathLike | None = None) -> dict[str, Any]:
     """Subnet → BN-recalibrated ONNX → quantized under a (searched) precision policy → compiled for the
     device → measured there → a deployment bundle at ``out``. Returns the manifest.
 
@@ -186,7 +187,8 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
         return preprocess(imgs, arch.r, ds.mean, ds.std).numpy()
 
     refs = ReferenceSet(dev)
-    ev = DeviceEvaluator(dev, refs, inputs(test), test.labels)
+    scale = profile_scale(profile, dev)
+    ev = DeviceEvaluator(dev, refs, inputs(test), test.labels, canonical=dict(scale["reference_ms"]))
     sens = DeviceEvaluator(dev, refs, inputs(val, 2000), val.labels[:2000], canonical=ev.canonical)
     fp32_test = ev.accuracy(fp32)
     fp32_ms = ev.latency(fp32)
@@ -233,7 +235,8 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
             "latency": {"predicted_ms": (predicted or {}).get("latency_ms"), "fp32_ms": fp32_ms,
                         "measured_ms": final["normalized_ms"], "raw_median_ms": final["median_ms"],
                         "raw_min_ms": final["min_ms"], "reference": final["reference"],
-                        "reference_ms": ev.canonical[final["reference"]], "speedup_vs_fp32": fp32_ms / final["normalized_ms"]},
+                        "reference_ms": ev.canonical[final["reference"]], "speedup_vs_fp32": fp32_ms / final["normalized_ms"],
+                        "scale": scale["note"]},
             "memory": {"peak_rss_mb": final["peak_memory_mb"], "analytic_mb": mem.to_dict(),
                        "predicted_mb": (predicted or {}).get("memory_mb")},
             "policy_search": trials and [t.__dict__ for t in trials],
@@ -241,6 +244,23 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
         path = w.finish(manifest)
     say(f"bundle written to {path}")
     return json.loads((Path(out) / "manifest.json").read_text())
+
+
+def profile_scale(profile: str | os.PathLike | None, dev) -> dict[str, Any]:
+    """The latency scale an export measures on: the profile's canonical reference latencies when
+    ``profile`` was made on this device with these settings (so the bundle's figures sit on the
+    same scale as the search's predictions and closed-loop measurements), else this export's own.
+    """
+    if profile is not None:
+        from hwnas.profiles import DeviceProfile
+
+        prof = DeviceProfile.open(profile)
+        if prof.spec.to_dict() == dev.spec().to_dict() and prof.reference_ms_by_name:
+            return {"reference_ms": prof.reference_ms_by_name,
+                    "note": f"reference-normalised on the scale of profile {profile}"}
+        return {"reference_ms": {}, "note": f"reference-normalised on this export's own scale (profile {profile} "
+                                             f"was made with other device settings)"}
+    return {"reference_ms": {}, "note": "reference-normalised on this export's own scale"}
 
 
 def _quantizer(dev, fp32: Path, work: Path, calib):
@@ -574,7 +594,7 @@ def quickstart(out: str | os.PathLike = "runs/quickstart", space: str = "fmnist-
     bundle = out / "bundle"
     manifest = export_bundle(best.arch, bundle, device, "mixed", max_accuracy_drop, threads=threads,
                              predicted=dict(best.objectives), overwrite=True, source_run=f"{out / 'search'} [best]",
-                             progress=say)
+                             progress=say, profile=prof_dir)
     timings["export_s"] = time.time() - t
     # 5. verify
     t = time.time()

@@ -24,6 +24,10 @@ def test_quickstart_on_the_tiny_space(tmp_path):
     m = read_manifest(tmp_path / "qs" / "bundle")
     check_hashes(tmp_path / "qs" / "bundle", m)
     assert m["arch"] == s["arch"] and m["latency"]["predicted_ms"] == pytest.approx(s["predicted_ms"])
+    # the bundle's latency sits on the profile's scale, like the prediction and the closed loop's measurements
+    assert "scale of profile" in m["latency"]["scale"]
+    prof = json.loads((tmp_path / "qs" / "profile" / "device.json").read_text())
+    assert m["latency"]["reference_ms"] == pytest.approx(prof["reference"]["ms"][m["latency"]["reference"]])
     assert verify_bundle(tmp_path / "qs" / "bundle")["ok"]
     report = (tmp_path / "qs" / "report.md").read_text()
     assert s["arch"] in report and "figures/pareto_latency_ms.png" in report

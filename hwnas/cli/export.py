@@ -30,7 +30,7 @@ def export_cmd(
     from hwnas.errors import ConfigError
     from hwnas.pipeline import export_bundle
 
-    predicted, source_run = None, None
+    predicted, source_run, profile = None, None, None
     if run is not None:
         from hwnas.types import ParetoFront
 
@@ -47,13 +47,15 @@ def export_cmd(
                 raise ConfigError(f"--pick must be 'best' or an index 0..{len(front.candidates) - 1}.") from None
         cand = front.candidates[idx]
         a, predicted, source_run = cand.arch, dict(cand.objectives), f"{run} [{idx}]"
+        if front.meta.get("profile") and Path(front.meta["profile"]).is_dir():
+            profile = front.meta["profile"]  # measure on the scale the search predicted on
     elif arch is not None:
         a = parse_arch(arch, space)
     else:
         raise ConfigError("Give --run RUN_DIR or --arch ARCH.")
     con = console()
     m = export_bundle(a, out, device, precision, max_accuracy_drop, checkpoint, threads, predicted, data,
-                      overwrite, source_run, progress=None if as_json else con.print)
+                      overwrite, source_run, progress=None if as_json else con.print, profile=profile)
     if as_json:
         echo_json(m)
         return
