@@ -166,3 +166,33 @@ def test_openvino_int8_bundle_carries_the_ir_and_verifies(tmp_path):
     assert m["memory"]["analytic_mb"]["weights_mb"] > 0  # from the FP32 graph: the IR holds no ONNX
     assert m["accuracy"]["drop_pts"] < 3.0
     assert verify_bundle(tmp_path / "b")["ok"]
+
+
+def test_policy_search_reverts_top_down_when_no_single_group_gains(tmp_path):
+    """A runtime that only speeds up once whole chains are INT8: no group gains alone, all-INT8 is
+    fast but breaks the budget; the search must revert the sensitive groups from all-INT8."""
+    from hwnas.export.mixed import GroupCost, search_policy
+
+    nodes = ["/first_conv/conv/Conv"] + [f"/blocks.{i}/conv/Conv" for i in range(4)] + ["/classifier/linear/Gemm"]
+    groups = layer_groups(nodes)
+    sens = {"stem": 0.9, "block00": 0.05, "block01": 0.05, "block02": 0.05, "block03": 0.05, "head": 0.6}
+    built = {}
+
+    def build(policy, path):  # the policy's INT8 groups, written to the file the search will read back
+        int8 = [g.name for g in groups if all(policy.precision_for(n) == "int8" for n in g.layers)]
+        built[str(path)] = int8
+        return path
+
+    def accuracy(path):
+        return 90.0 - sum(sens[g] for g in built[str(path)])
+
+    def latency(path):  # 1 ms in FP32; each INT8 group costs 0.05 ms unless >= 4 groups are INT8 together
+        n = len(built[str(path)])
+        return 1.0 + 0.05 * n if n < 4 else 1.0 - 0.1 * n
+
+    costs = [GroupCost(g.name, g.pattern, len(g.layers), sens[g.name], -0.05) for g in groups]
+    policy, trials, path = search_policy(groups, costs, 0.5, build, accuracy, latency, 90.0, 1.0, tmp_path)
+    chosen = next(t for t in trials if t.label == policy.notes["chosen"])
+    assert policy.notes["chosen"].startswith("all-int8-r") and 90.0 - chosen.accuracy <= 0.5
+    assert set(chosen.int8_groups) == {"block00", "block01", "block02", "block03"} and chosen.latency_ms < 1.0
+    assert built[str(path)] == sorted(chosen.int8_groups) or set(built[str(path)]) == set(chosen.int8_groups)

@@ -13,7 +13,10 @@ Search (a greedy knapsack, defended by its verification step): take groups with 
 gain in order of gain per point of sensitivity while the summed sensitivity fits the budget;
 then *measure* that policy end to end, and while its real drop exceeds the budget revert
 the most sensitive INT8 group (NNCF's accuracy-control idea). All-INT8 and FP32 are
-measured too; the fastest policy whose measured drop fits the budget wins. Every candidate
+measured too. When all-INT8 is faster but breaks the budget, a top-down pass reverts the most
+sensitive groups from all-INT8 one at a time (runtimes such as OpenVINO gain only once whole
+chains run in INT8, so no single group shows a gain on its own). The fastest policy whose
+measured drop fits the budget wins. Every candidate
 tried is recorded with its measured accuracy and latency.
 """
 
@@ -116,7 +119,7 @@ def search_policy(groups: Sequence[Group], costs: Sequence[GroupCost], budget_pt
             progress(f"{label}: {len(names)}/{len(groups)} groups INT8, top-1 {t.accuracy:.2f} %, {t.latency_ms:.4f} ms")
         return t
 
-    run("all-int8", [g.name for g in groups])
+    all8 = run("all-int8", [g.name for g in groups])
     useful = [c for c in costs if c.gain_ms > 0]
     useful.sort(key=lambda c: -c.gain_ms / max(c.sensitivity_pts, 0.01))
     chosen, spent = [], 0.0
@@ -134,6 +137,21 @@ def search_policy(groups: Sequence[Group], costs: Sequence[GroupCost], budget_pt
             reverts += 1
             if chosen:
                 t = run(f"mixed-r{reverts}", chosen)
+    # top-down, as NNCF's accuracy-aware quantization does: when all-INT8 is faster but breaks the
+    # budget (e.g. a runtime that only gains once whole chains are INT8, so no single group gains),
+    # revert the most sensitive groups one by one until the budget holds
+    if fp32_acc - all8.accuracy > budget_pts and all8.latency_ms < fp32_ms:
+        keep = [g.name for g in groups]
+        tried = {tuple(t.int8_groups) for t in trials}
+        for k, worst in enumerate(sorted(keep, key=lambda n: -sens[n])[:max_reverts], 1):
+            keep = [n for n in keep if n != worst]
+            if not keep:
+                break
+            if tuple(sorted(keep)) in tried:
+                continue
+            t = run(f"all-int8-r{k}", keep)
+            if fp32_acc - t.accuracy <= budget_pts:
+                break
     ok = [t for t in trials if fp32_acc - t.accuracy <= budget_pts]
     best = min(ok, key=lambda t: t.latency_ms)
     faster = [t for t in trials[1:] if t.latency_ms < fp32_ms]
