@@ -188,6 +188,10 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
 
     refs = ReferenceSet(dev)
     scale = profile_scale(profile, dev)
+    if profile is not None and not scale["matches"]:  # predictions for another device/settings do not apply here
+        predicted = {k: v for k, v in (predicted or {}).items() if k not in ("latency_ms", "memory_mb", "energy_mj")}
+        say(f"the search's device predictions are for the device of {profile}, not {dev.name} with these "
+            "settings: this bundle reports measured latency only")
     ev = DeviceEvaluator(dev, refs, inputs(test), test.labels, canonical=dict(scale["reference_ms"]))
     sens = DeviceEvaluator(dev, refs, inputs(val, 2000), val.labels[:2000], canonical=ev.canonical)
     fp32_test = ev.accuracy(fp32)
@@ -256,11 +260,12 @@ def profile_scale(profile: str | os.PathLike | None, dev) -> dict[str, Any]:
 
         prof = DeviceProfile.open(profile)
         if prof.spec.to_dict() == dev.spec().to_dict() and prof.reference_ms_by_name:
-            return {"reference_ms": prof.reference_ms_by_name,
+            return {"reference_ms": prof.reference_ms_by_name, "matches": True,
                     "note": f"reference-normalised on the scale of profile {profile}"}
-        return {"reference_ms": {}, "note": f"reference-normalised on this export's own scale (profile {profile} "
-                                             f"was made with other device settings)"}
-    return {"reference_ms": {}, "note": "reference-normalised on this export's own scale"}
+        return {"reference_ms": {}, "matches": False,
+                "note": f"reference-normalised on this export's own scale (profile {profile} "
+                        f"was made with other device settings)"}
+    return {"reference_ms": {}, "matches": False, "note": "reference-normalised on this export's own scale"}
 
 
 def _quantizer(dev, fp32: Path, work: Path, calib):

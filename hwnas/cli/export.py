@@ -60,10 +60,11 @@ def export_cmd(
         echo_json(m)
         return
     acc, lat = m["accuracy"], m["latency"]
+    pred = f"{lat['predicted_ms']:.4f} ms" if lat["predicted_ms"] is not None else "—"
     con.print(f"{m['arch']} → {out}\n  precision {m['precision']} ({m['policy_summary']}), deployed {m['deployed']}\n"
               f"  top-1 fp32 {acc['fp32_top1']:.2f} % → {acc['deployed_top1']:.2f} % (test, {acc['images']} images)\n"
               f"  latency fp32 {lat['fp32_ms']:.4f} ms → {lat['measured_ms']:.4f} ms "
-              f"({lat['speedup_vs_fp32']:.2f}x; predicted {lat['predicted_ms'] if lat['predicted_ms'] is not None else '—'})")
+              f"({lat['speedup_vs_fp32']:.2f}x; predicted {pred})")
 
 
 @app.command("verify")
