@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     pred = AccuracyPredictor().fit([archs[i] for i in fit], y[fit]).predict([archs[i] for i in hold])
     fit_s = time.time() - t0
-    res: dict = {"space": args.space, "dataset": str(path), "n": int(len(y)),
+    root = Path(__file__).resolve().parent.parent
+    shown = path.resolve().relative_to(root) if path.resolve().is_relative_to(root) else path
+    res: dict = {"space": args.space, "dataset": str(shown), "n": int(len(y)),
                  "top1_range": [float(y.min()), float(y.max())],
                  "predictor": {"fit_rows": int(len(fit)), "holdout_rows": int(len(hold)),
                                "kendall_tau": float(kendalltau(pred, y[hold])[0]),

@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(text)
     args.results.mkdir(parents=True, exist_ok=True)
     out = {"profile": str(profile), "space": args.space, "device": s.to_dict(), "protocol": res["protocol"],
-           "floor": floor, "best": best, "bands": bands, "profile_cost": cost, "plots": plots,
+           "floor": floor, "best": best, "bands": bands, "profile_cost": cost,
+           "plots": [str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT) else str(p)
+                     for p in plots],
            "models": {k: {kk: vv for kk, vv in v.items() if kk not in ("measured", "predicted", "archs")}
                       for k, v in res["models"].items()}}
     (args.results / f"latency_models_{args.space}.json").write_text(json.dumps(out, indent=1, default=str) + "\n")

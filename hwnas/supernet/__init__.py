@@ -40,5 +40,8 @@ def load_supernet(space: str, checkpoint: str | Path | None = None, allow_random
                     f"(e.g. the official OFA file, or one written by 'hwnas train-supernet')."
                 )
             return ElasticMBV3(sp).eval(), "random initialisation (no checkpoint given)"
+        net, notes = _load(checkpoint, sp)
+        # name the shipped file relative to the package, not by this machine's install path
+        return net, f"shipped hwnas/data/weights/{Path(checkpoint).name}" + (f" ({'; '.join(notes)})" if notes else "")
     net, notes = _load(checkpoint, sp)
     return net, f"{checkpoint}" + (f" ({'; '.join(notes)})" if notes else "")
