@@ -162,10 +162,12 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     from hwnas.export.onnx_export import export_onnx
     from hwnas.export.policy import PrecisionPolicy
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist_split, preprocess
+    from hwnas.supernet.data import check_fmnist_space, load_fmnist_split, preprocess
     from hwnas.supernet.evaluate import recalibrate_bn
     from hwnas.supernet.extract import extract
+    from hwnas.supernet.spaces import get_space
 
+    check_fmnist_space(get_space(arch.space))
     if precision not in ("fp32", "int8", "mixed"):
         raise ConfigError(f"--precision must be fp32, int8 or mixed, got '{precision}'.")
     if max_accuracy_drop < 0:

@@ -222,8 +222,10 @@ def load_accuracy_predictor(space: str, path: str | os.PathLike | None = None) -
     """The predictor at ``path``, else the one shipped for ``space``; a clear error otherwise."""
     p = Path(path) if path is not None else shipped_predictor(space)
     if p is None:
-        raise ConfigError(f"No accuracy predictor for space '{space}': build one with 'hwnas accuracy-dataset' and "
-                          "'hwnas fit-accuracy', or search with --accuracy supernet.")
+        shipped = sorted(q.name.split(".")[0] for q in SHIPPED_DIR.glob("*.predictor.json"))
+        raise ConfigError(f"No accuracy predictor for space '{space}' (hwnas ships them for {', '.join(shipped)}): "
+                          "pass --accuracy-predictor PATH, a predictor fitted with 'hwnas fit-accuracy' on a dataset "
+                          "built with 'hwnas accuracy-dataset --checkpoint P'.")
     m = AccuracyPredictor.load(p)
     if m.space_ != space:
         raise ConfigError(f"Accuracy predictor '{p}' is for space '{m.space_}', not '{space}'.")

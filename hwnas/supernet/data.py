@@ -82,6 +82,16 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     return body.reshape(dims)
 
 
+def check_fmnist_space(space) -> None:
+    """Accuracy here is measured on Fashion-MNIST (1x28x28, 10 classes): refuse a space built for other
+    data (the ImageNet spaces) before a tensor-size error or a meaningless figure."""
+    if space.in_channels != 1 or space.n_classes != 10:
+        raise DataError(f"Space '{space.name}' takes {space.in_channels}-channel images and {space.n_classes} classes; "
+                        "hwnas trains and evaluates accuracy on Fashion-MNIST (1 channel, 10 classes) only. Use "
+                        "fmnist-mbv3 or tiny-mbv3 for accuracy work; the ImageNet spaces serve latency work "
+                        "(profile, fit, predict, export-subnet, measure).")
+
+
 def load_fmnist_split(split: str, path: str | os.PathLike | None = None) -> ImageSet:
     """``split``: ``train`` (55,000), ``val`` (5,000 carved from train, fixed), ``train-full`` or ``test``."""
     d = fmnist_dir(path)
