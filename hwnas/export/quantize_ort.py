@@ -3,8 +3,9 @@
 Recipe (the one that works with ORT 1.31): ``quant_pre_process`` (shape inference + graph
 clean-up), then ``quantize_static`` in QDQ format with per-channel INT8 weights and UINT8
 activations (U8S8 — ORT's fast path on x86; S8S8 is ~3x slower here), MinMax calibration on
-real training images at the subnet's resolution. ``reduce_range`` stays off: it exists for
-CPUs without VNNI, where U8S8 products can saturate; turn it on for those.
+real training images at the subnet's resolution, ranges averaged over the calibration batches.
+``reduce_range`` stays off: it exists for CPUs without VNNI, where U8S8 products can saturate;
+turn it on for those.
 
 Layers a policy keeps in FP32 are passed as ``nodes_to_exclude`` — ORT's own mechanism.
 """
@@ -102,7 +103,11 @@ def quantize(pre_path: str | os.PathLike, out_path: str | os.PathLike, policy: P
                         per_channel=per_channel, reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=list(op_types) if op_types else None,
-                        nodes_to_exclude=exclude or None)
+                        nodes_to_exclude=exclude or None,
+                        # ranges averaged over calibration batches instead of the extreme min/max:
+                        # largest fmnist-mbv3 subnet loses 0.45 pt instead of 1.27 (percentile 0.68,
+                        # entropy 1.27), at the same speed
+                        extra_options={"CalibMovingAverage": True})
         from hwnas.fileio import atomic_write_bytes
 
         atomic_write_bytes(out, tmp_out.read_bytes())
