@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hwnas.search.accuracy import AccuracyPredictor, load_dataset
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist_split
+    from hwnas.supernet.data import load_fmnist
     from hwnas.supernet.evaluate import CALIB_IMAGES, predict_logits, recalibrate_bn
     from hwnas.supernet.extract import extract
     from hwnas.types import ArchConfig
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # the ceiling: the evaluator against itself
     net, _ = load_supernet(args.space, allow_random=False)
-    train, val = load_fmnist_split("train"), load_fmnist_split("val")
+    train, val = load_fmnist(args.space, "train", "val")
     half = np.random.default_rng(args.seed + 1).permutation(len(val)) < len(val) // 2
     rows = []
     for j, i in enumerate(idx[: args.repeat]):

@@ -162,12 +162,10 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     from hwnas.export.onnx_export import export_onnx
     from hwnas.export.policy import PrecisionPolicy
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import check_fmnist_space, load_fmnist_split, preprocess
+    from hwnas.supernet.data import load_fmnist, preprocess
     from hwnas.supernet.evaluate import recalibrate_bn
     from hwnas.supernet.extract import extract
-    from hwnas.supernet.spaces import get_space
 
-    check_fmnist_space(get_space(arch.space))
     if precision not in ("fp32", "int8", "mixed"):
         raise ConfigError(f"--precision must be fp32, int8 or mixed, got '{precision}'.")
     if max_accuracy_drop < 0:
@@ -175,8 +173,8 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     say = progress or (lambda msg: None)
     dev = get_device(device, threads=threads)
     BundleWriter(out, overwrite)  # refuse an existing bundle before any work
+    train, val, test = load_fmnist(arch.space, "train", "val", "test", path=data_dir)
     net, source = load_supernet(arch.space, checkpoint, allow_random=False)
-    train, val, test = (load_fmnist_split(s, data_dir) for s in ("train", "val", "test"))
     sub = extract(net, arch)
     recalibrate_bn(sub, train, arch)
     quiet_torch()
@@ -189,12 +187,12 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
         return preprocess(imgs, arch.r, ds.mean, ds.std).numpy()
 
     refs = ReferenceSet(dev)
-    scale = profile_scale(profile, dev)
-    if profile is not None and not scale["matches"]:  # predictions for another device/settings do not apply here
+    canonical, scale_note = profile_scale(profile, dev)
+    if profile is not None and not canonical:  # predictions for another device/settings do not apply here
         predicted = {k: v for k, v in (predicted or {}).items() if k not in ("latency_ms", "memory_mb", "energy_mj")}
         say(f"the search's device predictions are for the device of {profile}, not {dev.name} with these "
             "settings: this bundle reports measured latency only")
-    ev = DeviceEvaluator(dev, refs, inputs(test), test.labels, canonical=dict(scale["reference_ms"]))
+    ev = DeviceEvaluator(dev, refs, inputs(test), test.labels, canonical=dict(canonical))
     sens = DeviceEvaluator(dev, refs, inputs(val, 2000), val.labels[:2000], canonical=ev.canonical)
     fp32_test = ev.accuracy(fp32)
     fp32_ms = ev.latency(fp32)
@@ -242,7 +240,7 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
                         "measured_ms": final["normalized_ms"], "raw_median_ms": final["median_ms"],
                         "raw_min_ms": final["min_ms"], "reference": final["reference"],
                         "reference_ms": ev.canonical[final["reference"]], "speedup_vs_fp32": fp32_ms / final["normalized_ms"],
-                        "scale": scale["note"]},
+                        "scale": scale_note},
             "memory": {"peak_rss_mb": final["peak_memory_mb"], "analytic_mb": mem.to_dict(),
                        "predicted_mb": (predicted or {}).get("memory_mb")},
             "policy_search": trials and [t.__dict__ for t in trials],
@@ -252,22 +250,20 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     return json.loads((Path(out) / "manifest.json").read_text())
 
 
-def profile_scale(profile: str | os.PathLike | None, dev) -> dict[str, Any]:
-    """The latency scale an export measures on: the profile's canonical reference latencies when
-    ``profile`` was made on this device with these settings (so the bundle's figures sit on the
-    same scale as the search's predictions and closed-loop measurements), else this export's own.
+def profile_scale(profile: str | os.PathLike | None, dev) -> tuple[dict[str, float], str]:
+    """``(canonical reference latencies, note)`` an export measures on: the profile's when ``profile``
+    was measured on this device with these settings (so the bundle's figures sit on the scale of the
+    search's predictions and closed-loop measurements), else none — the export's own first reference
+    measurement becomes the scale.
     """
-    if profile is not None:
-        from hwnas.profiles import DeviceProfile
+    if profile is None:
+        return {}, "reference-normalised on this export's own scale"
+    from hwnas.profiles import DeviceProfile
 
-        prof = DeviceProfile.open(profile)
-        if prof.spec.to_dict() == dev.spec().to_dict() and prof.reference_ms_by_name:
-            return {"reference_ms": prof.reference_ms_by_name, "matches": True,
-                    "note": f"reference-normalised on the scale of profile {profile}"}
-        return {"reference_ms": {}, "matches": False,
-                "note": f"reference-normalised on this export's own scale (profile {profile} "
-                        f"was made with other device settings)"}
-    return {"reference_ms": {}, "matches": False, "note": "reference-normalised on this export's own scale"}
+    prof = DeviceProfile.open(profile)
+    if prof.device_id == dev.spec().id() and prof.reference_ms_by_name:
+        return prof.reference_ms_by_name, f"reference-normalised on the scale of profile {profile}"
+    return {}, f"reference-normalised on this export's own scale (profile {profile} was measured on another device)"
 
 
 def _quantizer(dev, fp32: Path, work: Path, calib):
@@ -458,11 +454,11 @@ def search_under_budget(space: str, profile: str | os.PathLike, out: str | os.Pa
         from dataclasses import replace
 
         from hwnas.supernet import load_supernet
-        from hwnas.supernet.data import load_fmnist_split
+        from hwnas.supernet.data import load_fmnist
         from hwnas.supernet.evaluate import evaluate_subnet
 
+        train, val = load_fmnist(space, "train", "val", path=data_dir)
         net, _ = load_supernet(space, checkpoint, allow_random=False)
-        train, val = load_fmnist_split("train", data_dir), load_fmnist_split("val", data_dir)
         order = ([front.best] if front.best is not None else []) + [
             i for i, c in enumerate(front.candidates) if c.measured is not None and i != front.best]
         cands = list(front.candidates)

@@ -195,4 +195,4 @@ def test_policy_search_reverts_top_down_when_no_single_group_gains(tmp_path):
     chosen = next(t for t in trials if t.label == policy.notes["chosen"])
     assert policy.notes["chosen"].startswith("all-int8-r") and 90.0 - chosen.accuracy <= 0.5
     assert set(chosen.int8_groups) == {"block00", "block01", "block02", "block03"} and chosen.latency_ms < 1.0
-    assert built[str(path)] == sorted(chosen.int8_groups) or set(built[str(path)]) == set(chosen.int8_groups)
+    assert set(built[str(path)]) == set(chosen.int8_groups)  # the returned model is the chosen policy's

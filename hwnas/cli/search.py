@@ -81,12 +81,10 @@ def accuracy_dataset_cmd(
 
     from hwnas.search.accuracy import build_dataset
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import check_fmnist_space, load_fmnist_split
-    from hwnas.supernet.spaces import get_space
+    from hwnas.supernet.data import load_fmnist
 
-    check_fmnist_space(get_space(space))
+    train, val = load_fmnist(space, "train", "val", path=data)
     net, _ = load_supernet(space, checkpoint, allow_random=False)
-    train, val = load_fmnist_split("train", data), load_fmnist_split("val", data)
     with Progress(console=console()) as prog:
         task = prog.add_task("evaluating", total=n)
         df = build_dataset(net, n, out, train, val, seed,

@@ -28,16 +28,14 @@ def train_supernet_cmd(
     """Train a super-network with the sandwich rule and in-place distillation."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from hwnas.supernet.data import check_fmnist_space, load_fmnist_split
+    from hwnas.supernet.data import load_fmnist
     from hwnas.supernet.modelcard import write_model_card
-    from hwnas.supernet.spaces import get_space
     from hwnas.supernet.train import TrainConfig, train_supernet
 
-    check_fmnist_space(get_space(space))
 
     cfg = TrainConfig(space=space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_random=n_random,
                       train_limit=train_limit, threads=threads)
-    train, val = load_fmnist_split("train", data), load_fmnist_split("val", data)
+    train, val = load_fmnist(space, "train", "val", path=data)
     con = console()
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -73,16 +71,15 @@ def eval_subnet_cmd(
 
     from hwnas.errors import ConfigError
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import check_fmnist_space, load_fmnist_split
+    from hwnas.supernet.data import load_fmnist
     from hwnas.supernet.evaluate import evaluate_subnet
     from hwnas.supernet.spaces import get_space
 
     if split not in ("val", "test"):
         raise ConfigError(f"--split must be val or test, got '{split}'.")
     a = parse_arch(arch, space)
-    check_fmnist_space(get_space(a.space))
+    train, evald = load_fmnist(a.space, "train", split, path=data)
     net, source = load_supernet(a.space, checkpoint, allow_random=False)
-    train, evald = load_fmnist_split("train", data), load_fmnist_split(split, data)
     t0 = time.time()
     acc = evaluate_subnet(net, a, train, evald, calib_images)
     sp = get_space(a.space)

@@ -16,8 +16,8 @@ the most sensitive INT8 group (NNCF's accuracy-control idea). All-INT8 and FP32 
 measured too. When all-INT8 is faster but breaks the budget, a top-down pass reverts the most
 sensitive groups from all-INT8 one at a time (runtimes such as OpenVINO gain only once whole
 chains run in INT8, so no single group shows a gain on its own). The fastest policy whose
-measured drop fits the budget wins. Every candidate
-tried is recorded with its measured accuracy and latency.
+measured drop fits the budget wins. Every candidate tried is recorded with its measured
+accuracy and latency.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ def load_supernet(space: str, checkpoint: str | Path | None = None, allow_random
     from hwnas.supernet.spaces import get_space
 
     sp = get_space(space)
+    name = str(checkpoint)
     if checkpoint is None:
         checkpoint = shipped_weights(sp.name)
         if checkpoint is None:
@@ -40,8 +41,7 @@ def load_supernet(space: str, checkpoint: str | Path | None = None, allow_random
                     f"(e.g. the official OFA file, or one written by 'hwnas train-supernet')."
                 )
             return ElasticMBV3(sp).eval(), "random initialisation (no checkpoint given)"
-        net, notes = _load(checkpoint, sp)
         # name the shipped file relative to the package, not by this machine's install path
-        return net, f"shipped hwnas/data/weights/{Path(checkpoint).name}" + (f" ({'; '.join(notes)})" if notes else "")
+        name = f"shipped hwnas/data/weights/{checkpoint.name}"
     net, notes = _load(checkpoint, sp)
-    return net, f"{checkpoint}" + (f" ({'; '.join(notes)})" if notes else "")
+    return net, name + (f" ({'; '.join(notes)})" if notes else "")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,22 +82,48 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     return body.reshape(dims)
 
 
-def check_fmnist_space(space) -> None:
-    """Accuracy here is measured on Fashion-MNIST (1x28x28, 10 classes): refuse a space built for other
-    data (the ImageNet spaces) before a tensor-size error or a meaningless figure."""
-    if space.in_channels != 1 or space.n_classes != 10:
-        raise DataError(f"Space '{space.name}' takes {space.in_channels}-channel images and {space.n_classes} classes; "
+def _check_space(space) -> None:
+    """Fashion-MNIST is 1x28x28 with 10 classes: refuse a space built for other data (the ImageNet
+    spaces) before a tensor-size error or a meaningless figure."""
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space(space) if isinstance(space, str) else space
+    if sp.in_channels != 1 or sp.n_classes != 10:
+        raise DataError(f"Space '{sp.name}' takes {sp.in_channels}-channel images and {sp.n_classes} classes; "
                         "hwnas trains and evaluates accuracy on Fashion-MNIST (1 channel, 10 classes) only. Use "
                         "fmnist-mbv3 or tiny-mbv3 for accuracy work; the ImageNet spaces serve latency work "
                         "(profile, fit, predict, export-subnet, measure).")
 
 
+def load_fmnist(space, *splits: str, path: str | os.PathLike | None = None) -> tuple[ImageSet, ...]:
+    """The Fashion-MNIST ``splits`` (see :func:`load_fmnist_split`) for work on ``space`` (a name or a
+    space), each IDX file read once; a space that does not take Fashion-MNIST is refused first."""
+    _check_space(space)
+    d = fmnist_dir(path)
+    sources: dict[str, ImageSet] = {}
+    return tuple(_split(d, s, sources) for s in splits)
+
+
 def load_fmnist_split(split: str, path: str | os.PathLike | None = None) -> ImageSet:
     """``split``: ``train`` (55,000), ``val`` (5,000 carved from train, fixed), ``train-full`` or ``test``."""
-    d = fmnist_dir(path)
+    return _split(fmnist_dir(path), split, {})
+
+
+def _split(d: Path, split: str, sources: dict[str, ImageSet]) -> ImageSet:
     if split not in ("train", "val", "train-full", "test"):
         raise DataError(f"Unknown split '{split}'; use train, val, train-full or test.")
     src = "test" if split == "test" else "train"
+    if src not in sources:
+        sources[src] = _read_source(d, src)
+    full = sources[src]
+    if split in ("test", "train-full"):
+        return replace(full, name=f"fashion-mnist-{split}")
+    perm = np.random.default_rng(VAL_SEED).permutation(len(full))
+    idx = np.sort(perm[:VAL_SIZE] if split == "val" else perm[VAL_SIZE:])
+    return full.subset(idx, f"fashion-mnist-{split}")
+
+
+def _read_source(d: Path, src: str) -> ImageSet:
     img_f, lab_f = (d / f for f in FMNIST_FILES[src])
     for f in (img_f, lab_f):
         if not f.is_file():
@@ -106,12 +132,7 @@ def load_fmnist_split(split: str, path: str | os.PathLike | None = None) -> Imag
     labels = _read_idx(lab_f, 0x801, 1).astype(np.int64)
     if len(images) != len(labels):
         raise DataError(f"'{img_f}' has {len(images)} images but '{lab_f}' {len(labels)} labels.")
-    full = ImageSet(images, labels, (FMNIST_MEAN,), (FMNIST_STD,), f"fashion-mnist-{split}")
-    if split in ("test", "train-full"):
-        return full
-    perm = np.random.default_rng(VAL_SEED).permutation(len(full))
-    idx = np.sort(perm[:VAL_SIZE] if split == "val" else perm[VAL_SIZE:])
-    return full.subset(idx, f"fashion-mnist-{split}")
+    return ImageSet(images, labels, (FMNIST_MEAN,), (FMNIST_STD,), f"fashion-mnist-{src}")
 
 
 def load_image_folder(root: str | os.PathLike, size: int, grayscale: bool = False) -> ImageSet:
