@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     import pandas as pd
     from scipy.stats import kendalltau, spearmanr
 
-    from hwnas.search.accuracy import AccuracyPredictor, load_dataset
+    from hwnas.searching.accuracy import AccuracyPredictor, load_dataset
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.evaluate import CALIB_IMAGES, predict_logits, recalibrate_bn
     from hwnas.supernet.extract import extract
     from hwnas.types import ArchConfig
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # the ceiling: the evaluator against itself
     net, _ = load_supernet(args.space, allow_random=False)
-    train, val = load_fmnist(args.space, "train", "val")
+    train, val = get_dataset(None, args.space).splits("train", "val")
     half = np.random.default_rng(args.seed + 1).permutation(len(val)) < len(val) // 2
     rows = []
     for j, i in enumerate(idx[: args.repeat]):

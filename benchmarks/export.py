@@ -29,10 +29,10 @@ def part_a(args, work: Path) -> dict:
     from hwnas.devices import get_device
     from hwnas.devices.measure import ReferenceSet, measure_model
     from hwnas.devices.timing import TimingConfig
-    from hwnas.export import quantize_openvino, quantize_ort
-    from hwnas.export.mixed import layer_groups, only
-    from hwnas.export.onnx_export import export_subnet
-    from hwnas.export.policy import PrecisionPolicy
+    from hwnas.exporting import quantize_openvino, quantize_ort
+    from hwnas.exporting.mixed import layer_groups, only
+    from hwnas.exporting.onnx_export import export_subnet
+    from hwnas.exporting.policy import PrecisionPolicy
     from hwnas.supernet.elastic import ElasticMBV3
 
     net = ElasticMBV3("ofa-mbv3-w1.0").eval()

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _default_profile() -> Path:
-    found = sorted(p.parent for p in (ROOT / "profiles").glob("*/device.json"))
+    found = sorted(p.parent for p in (ROOT / "hwnas" / "data" / "profiles").glob("*/device.json"))
     if not found:
         raise SystemExit("no shipped profile under profiles/: pass --profile")
     return found[0]
@@ -38,7 +38,7 @@ def ensure_holdout(profile: Path, space: str, n: int) -> float:
     from hwnas.latency_models.metrics import holdout_data
     from hwnas.pipeline import measure_archs_on_device
     from hwnas.profiles import DeviceProfile
-    from hwnas.profiles.sampling import holdout_archs
+    from hwnas.profiling.sampling import holdout_archs
     from hwnas.types import ArchConfig
 
     prof = DeviceProfile.open(profile)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.devices.base import host_facts
     from hwnas.devices.measure import ReferenceSet, measure_model
     from hwnas.devices.timing import TimingConfig
-    from hwnas.export.onnx_export import export_subnet
+    from hwnas.exporting.onnx_export import export_subnet
     from hwnas.supernet.elastic import ElasticMBV3
 
     net = ElasticMBV3("ofa-mbv3-w1.0").eval()

@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.devices.base import host_facts
     from hwnas.pipeline import device_predictor, search_under_budget
     from hwnas.profiles import DeviceProfile
-    from hwnas.search import objectives as O
-    from hwnas.search.accuracy import load_accuracy_predictor
-    from hwnas.search.algorithms import Termination, nsga2, ofa_evolution, random_search
-    from hwnas.search.front import build_front, hypervolume
-    from hwnas.search.problem import ArchProblem
+    from hwnas.searching import objectives as O
+    from hwnas.searching.accuracy import load_accuracy_predictor
+    from hwnas.searching.algorithms import Termination, nsga2, ofa_evolution, random_search
+    from hwnas.searching.front import build_front, hypervolume
+    from hwnas.searching.problem import ArchProblem
     from hwnas.supernet.spaces import get_space
 
     t_start = time.time()

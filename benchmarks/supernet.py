@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.devices.base import host_facts
     from hwnas.devices.measure import ReferenceSet, measure_model
     from hwnas.devices.timing import TimingConfig
-    from hwnas.export.onnx_export import export_onnx
+    from hwnas.exporting.onnx_export import export_onnx
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.evaluate import predict_logits, recalibrate_bn, top1
     from hwnas.supernet.extract import extract
     from hwnas.supernet.train import train_standalone
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     net, source = load_supernet(args.space, args.checkpoint, allow_random=False)
     sp = net.space
-    train, test = load_fmnist(args.space, "train", "test")
+    train, test = get_dataset(None, args.space).splits("train", "test")
     rng = np.random.default_rng(args.seed)
     archs = {"smallest": sp.min_arch(), "largest": sp.max_arch()}
     archs.update({f"random{i:02d}": sp.sample(rng) for i in range(args.random)})

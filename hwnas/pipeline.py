@@ -17,7 +17,7 @@ def layer_onnx_builder(batch_size: int = 1) -> Callable[[Any, Path], Path]:
     """``build(layer_spec, path)``: one layer as a standalone ONNX model (block/op table)."""
 
     def build(spec, path):
-        from hwnas.export.onnx_export import export_onnx
+        from hwnas.exporting.onnx_export import export_onnx
         from hwnas.supernet.static import build_layer
 
         return export_onnx(build_layer(spec), (batch_size, spec.in_ch, spec.in_hw, spec.in_hw), path)
@@ -32,7 +32,7 @@ def subnet_onnx_builder(space: str, checkpoint: str | os.PathLike | None = None,
     Weights: ``checkpoint``, else the ones shipped for the space, else a fresh initialisation
     (latency, memory and energy do not depend on the weights' values).
     """
-    from hwnas.export.onnx_export import export_subnet
+    from hwnas.exporting.onnx_export import export_subnet
     from hwnas.supernet import load_supernet
 
     net, source = load_supernet(space, checkpoint)
@@ -89,12 +89,12 @@ def profile_device(out: str | os.PathLike, spaces: Sequence[str], device: str = 
                    checkpoint: str | os.PathLike | None = None, progress=None, **settings: Any) -> dict[str, Any]:
     """Profile ``device`` for each of ``spaces`` into the profile directory ``out``.
 
-    ``settings`` go to :class:`~hwnas.profiles.profiler.ProfileSettings` (samples, reference_set,
+    ``settings`` go to :class:`~hwnas.profiling.profiler.ProfileSettings` (samples, reference_set,
     repeats, op_resolutions, ops, seed, kernel_times, energy, model_timing, op_timing). Resumable:
     running it again measures only what is missing. Returns per-space counts and timings.
     """
     from hwnas.devices import get_device
-    from hwnas.profiles.profiler import ProfileSettings, run_profile
+    from hwnas.profiling.profiler import ProfileSettings, run_profile
 
     dev = get_device(device, threads=threads, **(device_options or {}))
     plans = [ProfileSettings(space=s, **settings) for s in spaces]  # validate everything before measuring
@@ -117,7 +117,8 @@ def measure_archs_on_device(profile: str | os.PathLike, archs, kind: str = "sear
                             checkpoint: str | os.PathLike | None = None, progress=None, **kwargs: Any):
     """Measure ``archs`` end to end on the profile's own device and append them (closed loop)."""
     from hwnas.devices import get_device
-    from hwnas.profiles import DeviceProfile, measure_archs
+    from hwnas.profiles import DeviceProfile
+    from hwnas.profiling import measure_archs
 
     prof = DeviceProfile.open(profile)
     spec = prof.spec
@@ -154,15 +155,15 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     from hwnas.devices.measure import ReferenceSet
     from hwnas.devices.onnx_memory import analytic_memory
     from hwnas.errors import ConfigError
-    from hwnas.export import quantize_ort
-    from hwnas.export.bundle import BundleWriter
-    from hwnas.export.compile import compile_for
-    from hwnas.export.evaluate import DeviceEvaluator
-    from hwnas.export.mixed import group_costs, layer_groups, search_policy
-    from hwnas.export.onnx_export import export_onnx
-    from hwnas.export.policy import PrecisionPolicy
+    from hwnas.exporting import quantize_ort
+    from hwnas.exporting.bundle import BundleWriter
+    from hwnas.exporting.compile import compile_for
+    from hwnas.exporting.evaluate import DeviceEvaluator
+    from hwnas.exporting.mixed import group_costs, layer_groups, search_policy
+    from hwnas.exporting.onnx_export import export_onnx
+    from hwnas.exporting.policy import PrecisionPolicy
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist, preprocess
+    from hwnas.datasets import get_dataset, preprocess
     from hwnas.supernet.evaluate import recalibrate_bn
     from hwnas.supernet.extract import extract
 
@@ -173,7 +174,7 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     say = progress or (lambda msg: None)
     dev = get_device(device, threads=threads)
     BundleWriter(out, overwrite)  # refuse an existing bundle before any work
-    train, val, test = load_fmnist(arch.space, "train", "val", "test", path=data_dir)
+    train, val, test = get_dataset(data_dir, arch.space).splits("train", "val", "test")
     net, source = load_supernet(arch.space, checkpoint, allow_random=False)
     sub = extract(net, arch)
     recalibrate_bn(sub, train, arch)
@@ -269,14 +270,14 @@ def profile_scale(profile: str | os.PathLike | None, dev) -> tuple[dict[str, flo
 def _quantizer(dev, fp32: Path, work: Path, calib):
     """(build(policy, path) → quantized model, node names a policy addresses, file suffix) for the device's runtime."""
     from hwnas.errors import ConfigError
-    from hwnas.export import quantize_ort
+    from hwnas.exporting import quantize_ort
 
     if dev.runtime == "onnxruntime":
         pre = quantize_ort.preprocess(fp32, work / "model.pre.onnx")
         return (lambda pol, path: quantize_ort.quantize(pre, path, pol, calib),
                 [n for n, _ in quantize_ort.node_names(pre)], ".onnx")
     if dev.runtime == "openvino":
-        from hwnas.export import quantize_openvino
+        from hwnas.exporting import quantize_openvino
 
         return (lambda pol, path: quantize_openvino.quantize(fp32, Path(path).with_suffix(".xml"), pol, calib),
                 [n for n, _ in quantize_ort.node_names(fp32)], ".xml")
@@ -289,16 +290,16 @@ def verify_bundle(bundle: str | os.PathLike, device: str | None = None, latency_
     """Check hashes, then re-measure accuracy and latency on the device and compare with the manifest."""
     from hwnas.devices import get_device
     from hwnas.devices.measure import ReferenceSet
-    from hwnas.export.bundle import check_hashes, read_manifest
-    from hwnas.export.evaluate import DeviceEvaluator
-    from hwnas.supernet.data import load_fmnist_split, preprocess
+    from hwnas.exporting.bundle import check_hashes, read_manifest
+    from hwnas.exporting.evaluate import DeviceEvaluator
+    from hwnas.datasets import get_dataset, preprocess
 
     b = Path(bundle)
     m = read_manifest(b)
     check_hashes(b, m)
     d = m["device"]
     dev = get_device(device or d["name"], threads=d["threads"])
-    test = load_fmnist_split("test", data_dir)
+    test = get_dataset(data_dir, m["space"]).split("test")
     pp = m["preprocess"]
     x = preprocess(test.images, pp["resolution"], pp["mean"], pp["std"]).numpy()
     lat = m["latency"]
@@ -382,11 +383,11 @@ def search_under_budget(space: str, profile: str | os.PathLike, out: str | os.Pa
     from hwnas.errors import BudgetError, ConfigError
     from hwnas.fileio import atomic_write_json
     from hwnas.profiles import DeviceProfile
-    from hwnas.search import objectives as O
-    from hwnas.search.accuracy import load_accuracy_predictor
-    from hwnas.search.algorithms import Termination
-    from hwnas.search.closed_loop import closed_loop as run_loop
-    from hwnas.search.front import plot_front
+    from hwnas.searching import objectives as O
+    from hwnas.searching.accuracy import load_accuracy_predictor
+    from hwnas.searching.algorithms import Termination
+    from hwnas.searching.closed_loop import closed_loop as run_loop
+    from hwnas.searching.front import plot_front
     from hwnas.supernet.spaces import get_space
 
     say = progress or (lambda msg: None)
@@ -439,10 +440,10 @@ def search_under_budget(space: str, profile: str | os.PathLike, out: str | os.Pa
                        max_measurements, seed=seed, resolutions=res, progress=say)
         front, checks, met = rep.front, rep.checks, rep.met
     else:
-        from hwnas.search.algorithms import nsga2
-        from hwnas.search.front import build_front
-        from hwnas.search.objectives import Constraint
-        from hwnas.search.problem import ArchProblem
+        from hwnas.searching.algorithms import nsga2
+        from hwnas.searching.front import build_front
+        from hwnas.searching.objectives import Constraint
+        from hwnas.searching.problem import ArchProblem
 
         objs = [acc] + [O.from_predictor(n, p) for n, p in loop_preds.items()] + extra
         by = {o.name: o for o in objs}
@@ -454,10 +455,10 @@ def search_under_budget(space: str, profile: str | os.PathLike, out: str | os.Pa
         from dataclasses import replace
 
         from hwnas.supernet import load_supernet
-        from hwnas.supernet.data import load_fmnist
+        from hwnas.datasets import get_dataset
         from hwnas.supernet.evaluate import evaluate_subnet
 
-        train, val = load_fmnist(space, "train", "val", path=data_dir)
+        train, val = get_dataset(data_dir, space).splits("train", "val")
         net, _ = load_supernet(space, checkpoint, allow_random=False)
         order = ([front.best] if front.best is not None else []) + [
             i for i, c in enumerate(front.candidates) if c.measured is not None and i != front.best]
@@ -492,7 +493,7 @@ def search_under_budget(space: str, profile: str | os.PathLike, out: str | os.Pa
 
 # =========================================================================== the whole job: quickstart
 
-SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+SHIPPED_PROFILES = Path(__file__).resolve().parent / "data" / "profiles"
 
 
 def matching_shipped_profile(space: str, device) -> Path | None:

@@ -1,20 +1,26 @@
-"""One generic name → factory registry.
+"""One generic name → factory registry, and the registries every stage shares.
 
-Entries are registered with a factory and optional metadata; factories are only
-called on lookup, so registering never imports a heavy library. ``list('*mbv3*')``
-filters with shell-style patterns (as timm's ``list_models``), and a lookup of
-an unknown name raises :class:`~hwnas.errors.UnknownNameError` with a
-"did you mean" suggestion and the list of what is available.
+Entries are registered with a factory and optional metadata; factories are only called on
+lookup, so registering never imports a heavy library. ``list('*mbv3*')`` filters with
+shell-style patterns (as timm's ``list_models``), and a lookup of an unknown name raises
+:class:`~hwnas.errors.UnknownNameError` with a "did you mean" suggestion and the list of what is
+available.
+
+A registry may name a ``loader`` module that registers its entries when imported: the registry
+imports it (by name) on first use. That is how :data:`SPACES` lives here while the spaces are
+defined in :mod:`hwnas.supernet.spaces` — ``hwnas.types`` looks spaces up without importing the
+module that defines them (which itself builds ``ArchConfig`` values), so there is no import circle.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from hwnas.errors import UnknownNameError, did_you_mean
+from hwnas.errors import ConfigError, UnknownNameError, did_you_mean
 
 T = TypeVar("T")
 
@@ -28,21 +34,34 @@ class Entry(Generic[T]):
 
 
 class Registry(Generic[T]):
-    """A named collection of factories of one kind (``kind`` appears in errors)."""
+    """A named collection of factories of one kind (``kind`` appears in errors).
 
-    def __init__(self, kind: str) -> None:
+    ``loader``: module imported on first use to fill the registry. ``singletons``: ``get(name)``
+    builds each entry once (for immutable values such as search spaces).
+    """
+
+    def __init__(self, kind: str, loader: str | None = None, singletons: bool = False) -> None:
         self.kind = kind
+        self._loader = loader
+        self._singletons = singletons
         self._entries: dict[str, Entry[T]] = {}
+        self._made: dict[str, T] = {}
+
+    def _load(self) -> None:
+        if self._loader is not None:
+            loader, self._loader = self._loader, None
+            importlib.import_module(loader)
 
     def register(
         self, name: str, factory: Callable[..., T], description: str = "", **meta: Any
     ) -> Callable[..., T]:
         if name in self._entries:
-            raise ValueError(f"{self.kind} '{name}' is registered twice")
+            raise ConfigError(f"{self.kind} '{name}' is registered twice")
         self._entries[name] = Entry(name, factory, description, dict(meta))
         return factory
 
     def entry(self, name: str) -> Entry[T]:
+        self._load()
         try:
             return self._entries[name]
         except KeyError:
@@ -55,11 +74,25 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         return self.entry(name).factory(*args, **kwargs)
 
+    def get(self, name: str) -> T:
+        """The one instance of ``name`` (registries made with ``singletons=True``)."""
+        if not self._singletons:
+            return self.create(name)
+        if name not in self._made:
+            self._made[name] = self.create(name)
+        return self._made[name]
+
     def list(self, pattern: str = "*") -> list[str]:
+        self._load()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
     def entries(self) -> list[Entry[T]]:
         return [self._entries[n] for n in self.list()]
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries
+
+
+SPACES: Registry[Any] = Registry("search space", loader="hwnas.supernet.spaces", singletons=True)
+"""Search spaces by name (filled by :mod:`hwnas.supernet.spaces`)."""

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from hwnas.errors import ArchError, ConfigError
+from hwnas.registry import SPACES
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:
@@ -49,9 +50,7 @@ class ArchConfig:
     r: int
 
     def __post_init__(self) -> None:
-        from hwnas.supernet.spaces import get_space
-
-        sp = get_space(self.space)
+        sp = SPACES.get(self.space)
         try:
             ks = tuple(int(k) for k in self.ks)
             e = tuple(_num(x) for x in self.e)
@@ -91,9 +90,7 @@ class ArchConfig:
             r = r[0]
         if r is None:
             raise ArchError("Arch dict gives no resolution: add \"r\": <pixels>.")
-        from hwnas.supernet.spaces import get_space
-
-        n_slots, n_stages = get_space(sp).n_slots, len(get_space(sp).stages)
+        n_slots, n_stages = SPACES.get(sp).n_slots, len(SPACES.get(sp).stages)
         ks, e, d = data["ks"], data["e"], data["d"]
         # OFA broadcasts ints; do the same, but never guess for short lists.
         ks = [ks] * n_slots if isinstance(ks, (int, float)) else ks
@@ -103,9 +100,7 @@ class ArchConfig:
 
     def to_str(self) -> str:
         """Readable, parseable form: ``space/r224_k3e3-k5e4_k7e6-k3e3`` (one group per stage)."""
-        from hwnas.supernet.spaces import get_space
-
-        sp = get_space(self.space)
+        sp = SPACES.get(self.space)
         groups = []
         for s, (lo, depth) in enumerate(zip(sp.stage_offsets, self.d)):
             del s
@@ -130,9 +125,7 @@ class ArchConfig:
             body = text
         if space is None:
             raise ArchError(f"Arch '{text}' names no space: write '<space>/{text}' or pass --space.")
-        from hwnas.supernet.spaces import get_space
-
-        sp = get_space(space)
+        sp = SPACES.get(space)
         parts = body.split("_")
         if not parts[0].startswith("r") or len(parts) != len(sp.stages) + 1:
             raise ArchError(

@@ -10,7 +10,7 @@ import pytest
 
 def pytest_collection_modifyitems(config, items):
     """Skip tier-marked tests with a clear reason where their requirement is absent."""
-    from hwnas.supernet.data import fmnist_available
+    from hwnas.datasets.fashion_mnist import available as fmnist_available
 
     reasons = {
         "openvino": None if importlib.util.find_spec("openvino") else "openvino not installed (pip install 'hwnas[openvino]')",

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from hwnas.errors import ConfigError, NotFittedError
-from hwnas.search.accuracy import AccuracyPredictor, build_dataset, load_dataset
+from hwnas.searching.accuracy import AccuracyPredictor, build_dataset, load_dataset
 from hwnas.types import ArchConfig
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -14,11 +14,11 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist_split
+    from hwnas.datasets import get_dataset
 
     net, _ = load_supernet("tiny-mbv3")
-    calib = load_fmnist_split("train").subset(np.arange(300))
-    val = load_fmnist_split("val").subset(np.arange(800))
+    train, val = get_dataset("fashion-mnist").splits("train", "val")
+    calib, val = train.subset(np.arange(300)), val.subset(np.arange(800))
     path = tmp_path_factory.mktemp("acc") / "tiny.parquet"
     first = build_dataset(net, 16, path, calib, val, seed=0)
     seen = []

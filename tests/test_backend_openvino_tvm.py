@@ -8,7 +8,7 @@ from conftest import randomize_
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
-    from hwnas.export.onnx_export import export_subnet
+    from hwnas.exporting.onnx_export import export_subnet
     from hwnas.supernet.elastic import ElasticMBV3
 
     net = randomize_(ElasticMBV3("fmnist-mbv3"), seed=3)

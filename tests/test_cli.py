@@ -73,10 +73,12 @@ def test_arch_from_json_file(tmp_path):
     (["measure", "/nonexistent/model.onnx"], "does not exist"),
     (["measure", "/nonexistent/model.onnx", "--device", "onnxrt"], ""),
     (["arch", "median", "--space", "tiny-mbv3"], "use sample, min or max"),
-    # accuracy work runs on Fashion-MNIST: an ImageNet space is refused before any weights or data are touched
+    # an ImageNet space without --data is refused before any weights are touched; so is data that does not fit
     (["eval-subnet", "--arch", "ofa-mbv3-w1.0/r160_k3e3-k3e3_k3e3-k3e3_k3e3-k3e3_k3e3-k3e3_k3e3-k3e3"],
-     "takes 3-channel images and 1000 classes"),
-    (["accuracy-dataset", "--space", "ofa-mbv3-w1.2", "--out", "/tmp/never.parquet"], "Fashion-MNIST"),
+     "pass --data FOLDER"),
+    (["eval-subnet", "--arch", "ofa-mbv3-w1.0/r160_k3e3-k3e3_k3e3-k3e3_k3e3-k3e3_k3e3-k3e3_k3e3-k3e3",
+      "--data", "fashion-mnist"], "takes 3-channel images and 1000 classes"),
+    (["accuracy-dataset", "--space", "ofa-mbv3-w1.2", "--out", "/tmp/never.parquet"], "pass --data FOLDER"),
 ])
 def test_errors_are_one_line(args, msg):
     p = hwnas_proc(*args)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from hwnas.search.algorithms import Termination
-from hwnas.search.closed_loop import closed_loop
-from hwnas.search.objectives import Objective, params
+from hwnas.searching.algorithms import Termination
+from hwnas.searching.closed_loop import closed_loop
+from hwnas.searching.objectives import Objective, params
 from hwnas.supernet.spaces import get_space
 
 SP = get_space("tiny-mbv3")
@@ -31,7 +31,7 @@ def device_measure(tmp_path_factory):
     from hwnas.devices import get_device
     from hwnas.devices.measure import ReferenceSet, measure_model
     from hwnas.devices.timing import TimingConfig
-    from hwnas.export.onnx_export import export_subnet
+    from hwnas.exporting.onnx_export import export_subnet
     from hwnas.supernet import load_supernet
 
     net, _ = load_supernet("tiny-mbv3")

@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from hwnas.errors import CheckpointError, ConfigError, DataError
-from hwnas.supernet.data import fmnist_dir, load_fmnist_split, preprocess
+from hwnas.datasets import preprocess
+from hwnas.datasets.fashion_mnist import FashionMNIST, default_dir as fmnist_dir
+
+
+def load_fmnist_split(split, root=None):
+    return FashionMNIST(root).split(split)
 
 pytestmark = pytest.mark.data
 

@@ -16,7 +16,7 @@ from hwnas.types import LatencyStats
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
-    from hwnas.export.onnx_export import export_subnet
+    from hwnas.exporting.onnx_export import export_subnet
     from hwnas.supernet.elastic import ElasticMBV3
 
     net = randomize_(ElasticMBV3("fmnist-mbv3"))

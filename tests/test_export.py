@@ -7,9 +7,9 @@ import onnx
 import pytest
 
 from hwnas.errors import BundleError, ConfigError
-from hwnas.export.bundle import BundleWriter, check_hashes, read_manifest
-from hwnas.export.mixed import layer_groups, only
-from hwnas.export.policy import PrecisionPolicy, Rule
+from hwnas.exporting.bundle import BundleWriter, check_hashes, read_manifest
+from hwnas.exporting.mixed import layer_groups, only
+from hwnas.exporting.policy import PrecisionPolicy, Rule
 
 
 def test_policy_rules_and_json(tmp_path):
@@ -43,16 +43,16 @@ def test_layer_groups():
 
 @pytest.fixture(scope="module")
 def tiny_fp32(tmp_path_factory):
-    from hwnas.export.onnx_export import export_onnx
-    from hwnas.export.quantize_ort import preprocess
+    from hwnas.exporting.onnx_export import export_onnx
+    from hwnas.exporting.quantize_ort import preprocess
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist_split, preprocess as pp
+    from hwnas.datasets import get_dataset, preprocess as pp
     from hwnas.supernet.evaluate import recalibrate_bn
     from hwnas.supernet.extract import extract
 
     net, _ = load_supernet("tiny-mbv3")
     a = net.space.max_arch()
-    train = load_fmnist_split("train")
+    train = get_dataset("fashion-mnist").split("train")
     sub = extract(net, a)
     recalibrate_bn(sub, train, a)
     d = tmp_path_factory.mktemp("q")
@@ -63,7 +63,7 @@ def tiny_fp32(tmp_path_factory):
 
 @pytest.mark.data
 def test_policy_controls_which_nodes_are_quantized(tiny_fp32, tmp_path):
-    from hwnas.export.quantize_ort import node_names, quantize
+    from hwnas.exporting.quantize_ort import node_names, quantize
 
     _, pre, calib = tiny_fp32
     nodes = [n for n, _ in node_names(pre)]
@@ -136,8 +136,8 @@ def test_export_int8_bundle_and_verify(tmp_path):
 @pytest.mark.data
 def test_nncf_int8_for_openvino_honours_the_policy(tiny_fp32, tmp_path):
     from hwnas.devices import get_device
-    from hwnas.export.quantize_openvino import quantize
-    from hwnas.export.quantize_ort import node_names
+    from hwnas.exporting.quantize_openvino import quantize
+    from hwnas.exporting.quantize_ort import node_names
 
     fp32, _, calib = tiny_fp32
     groups = layer_groups([n for n, _ in node_names(fp32)])
@@ -171,7 +171,7 @@ def test_openvino_int8_bundle_carries_the_ir_and_verifies(tmp_path):
 def test_policy_search_reverts_top_down_when_no_single_group_gains(tmp_path):
     """A runtime that only speeds up once whole chains are INT8: no group gains alone, all-INT8 is
     fast but breaks the budget; the search must revert the sensitive groups from all-INT8."""
-    from hwnas.export.mixed import GroupCost, search_policy
+    from hwnas.exporting.mixed import GroupCost, search_policy
 
     nodes = ["/first_conv/conv/Conv"] + [f"/blocks.{i}/conv/Conv" for i in range(4)] + ["/classifier/linear/Gemm"]
     groups = layer_groups(nodes)

@@ -140,7 +140,7 @@ def test_active_sampling_measures_where_worst(prof, tmp_path):
     from hwnas.devices import get_device
     from hwnas.latency_models.active import active_sampling
     from hwnas.pipeline import subnet_onnx_builder
-    from hwnas.profiles import measure_archs
+    from hwnas.profiling import measure_archs
 
     root = tmp_path / "copy"
     shutil.copytree(prof.root, root)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import randomize_
-from hwnas.export.onnx_export import OPSET, export_onnx, export_subnet
+from hwnas.exporting.onnx_export import OPSET, export_onnx, export_subnet
 from hwnas.supernet.elastic import ElasticMBV3
 from hwnas.supernet.extract import extract
 

@@ -44,7 +44,7 @@ def test_residual_input_stays_alive_until_the_add(tmp_path):
 
 def test_exported_subnet_memory_grows_with_resolution(tmp_path):
     from conftest import randomize_
-    from hwnas.export.onnx_export import export_subnet
+    from hwnas.exporting.onnx_export import export_subnet
     from hwnas.supernet.elastic import ElasticMBV3
 
     net = randomize_(ElasticMBV3("tiny-mbv3"))

@@ -12,7 +12,8 @@ import pytest
 
 from hwnas.devices import get_device, list_devices
 from hwnas.errors import ProfileError, RuntimeMissingError
-from hwnas.profiles import DeviceProfile, measure_archs
+from hwnas.profiles import DeviceProfile
+from hwnas.profiling import measure_archs
 from hwnas.profiles.journal import journal_path
 from hwnas.supernet.spaces import get_space
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from hwnas.profiles.sampling import default_op_resolutions, op_layers, reference_archs, stratified_archs
+from hwnas.profiling.sampling import default_op_resolutions, op_layers, reference_archs, stratified_archs
 from hwnas.supernet.spaces import get_space
 
 

@@ -8,7 +8,7 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 
 def test_quickstart_on_the_tiny_space(tmp_path):
-    from hwnas.export.bundle import check_hashes, read_manifest
+    from hwnas.exporting.bundle import check_hashes, read_manifest
     from hwnas.pipeline import quickstart, verify_bundle
     from hwnas.types import ParetoFront
 

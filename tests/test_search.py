@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from hwnas.errors import BudgetError
-from hwnas.search.algorithms import Termination, nsga2, ofa_evolution, random_search
-from hwnas.search.front import build_front, hypervolume, non_dominated, plot_front
-from hwnas.search.objectives import Objective, budget, macs, params
-from hwnas.search.problem import ArchCrossover, ArchDuplicates, ArchMutation, ArchProblem, ArchSampling
+from hwnas.searching.algorithms import Termination, nsga2, ofa_evolution, random_search
+from hwnas.searching.front import build_front, hypervolume, non_dominated, plot_front
+from hwnas.searching.objectives import Objective, budget, macs, params
+from hwnas.searching.problem import ArchCrossover, ArchDuplicates, ArchMutation, ArchProblem, ArchSampling
 from hwnas.supernet.spaces import get_space
 from hwnas.types import ParetoFront
 

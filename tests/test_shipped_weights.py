@@ -24,7 +24,7 @@ def test_every_shipped_weight_file_has_a_card():
 @pytest.mark.data
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.name)
 def test_shipped_weights_reproduce_their_card(card_path):
-    from hwnas.supernet.data import load_fmnist_split
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.evaluate import evaluate_subnet
 
     card = json.loads(card_path.read_text())
@@ -32,7 +32,7 @@ def test_shipped_weights_reproduce_their_card(card_path):
     assert shipped_weights(space) is not None
     net, source = load_supernet(space)
     assert "safetensors" in source
-    train, test = load_fmnist_split("train"), load_fmnist_split("test")
+    train, test = get_dataset("fashion-mnist").splits("train", "test")
     for name in ("smallest", "largest"):
         row = card["evaluation"]["subnets"][name]
         acc = evaluate_subnet(net, ArchConfig.parse(row["arch"]), train, test)

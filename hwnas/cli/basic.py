@@ -88,7 +88,7 @@ def export_subnet_cmd(
     batch_size: int = typer.Option(1),
 ) -> None:
     """Extract a subnet and export it to ONNX."""
-    from hwnas.export.onnx_export import export_subnet
+    from hwnas.exporting.onnx_export import export_subnet
     from hwnas.supernet import load_supernet
 
     a = parse_arch(arch, space)

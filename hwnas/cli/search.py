@@ -79,11 +79,11 @@ def accuracy_dataset_cmd(
     """Evaluate subnets on the super-network (BN recalibrated, validation split) into a reusable dataset."""
     from rich.progress import Progress
 
-    from hwnas.search.accuracy import build_dataset
+    from hwnas.searching.accuracy import build_dataset
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist
+    from hwnas.datasets import get_dataset
 
-    train, val = load_fmnist(space, "train", "val", path=data)
+    train, val = get_dataset(data, space).splits("train", "val")
     net, _ = load_supernet(space, checkpoint, allow_random=False)
     with Progress(console=console()) as prog:
         task = prog.add_task("evaluating", total=n)
@@ -104,7 +104,7 @@ def fit_accuracy_cmd(
     import numpy as np
     from scipy.stats import kendalltau, spearmanr
 
-    from hwnas.search.accuracy import AccuracyPredictor, load_dataset
+    from hwnas.searching.accuracy import AccuracyPredictor, load_dataset
     from hwnas.types import ArchConfig
 
     df = load_dataset(dataset)

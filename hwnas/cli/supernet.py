@@ -28,14 +28,14 @@ def train_supernet_cmd(
     """Train a super-network with the sandwich rule and in-place distillation."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from hwnas.supernet.data import load_fmnist
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.modelcard import write_model_card
     from hwnas.supernet.train import TrainConfig, train_supernet
 
 
     cfg = TrainConfig(space=space, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_random=n_random,
                       train_limit=train_limit, threads=threads)
-    train, val = load_fmnist(space, "train", "val", path=data)
+    train, val = get_dataset(data, space).splits("train", "val")
     con = console()
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -71,14 +71,14 @@ def eval_subnet_cmd(
 
     from hwnas.errors import ConfigError
     from hwnas.supernet import load_supernet
-    from hwnas.supernet.data import load_fmnist
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.evaluate import evaluate_subnet
     from hwnas.supernet.spaces import get_space
 
     if split not in ("val", "test"):
         raise ConfigError(f"--split must be val or test, got '{split}'.")
     a = parse_arch(arch, space)
-    train, evald = load_fmnist(a.space, "train", split, path=data)
+    train, evald = get_dataset(data, a.space).splits("train", split)
     net, source = load_supernet(a.space, checkpoint, allow_random=False)
     t0 = time.time()
     acc = evaluate_subnet(net, a, train, evald, calib_images)

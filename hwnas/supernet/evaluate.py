@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.supernet.data import ImageSet, batches, preprocess
+from hwnas.datasets.images import ImageSet, batches, preprocess
 from hwnas.types import ArchConfig
 
 CALIB_IMAGES = 2000

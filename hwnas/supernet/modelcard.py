@@ -39,7 +39,7 @@ def hardware_summary() -> str:
 def write_model_card(weights: Path, command: str, data_dir=None, n_random: int = 5, seed: int = 0) -> Path:
     from safetensors import safe_open
 
-    from hwnas.supernet.data import load_fmnist
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.evaluate import evaluate_subnet
     from hwnas.supernet.ofa_checkpoint import load_supernet
     from hwnas.supernet.spaces import get_space
@@ -50,7 +50,8 @@ def write_model_card(weights: Path, command: str, data_dir=None, n_random: int =
     log = json.loads((weights.parent / "train_log.json").read_text())
     space = get_space(meta["space"])
     net, _ = load_supernet(weights, space)
-    train, test = load_fmnist(space, "train", "test", path=data_dir)
+    ds = get_dataset(data_dir, space)
+    train, test = ds.splits("train", "test")
     rng = np.random.default_rng(seed)
     archs = {"smallest": space.min_arch(), "largest": space.max_arch()}
     archs.update({f"random{i}": space.sample(rng) for i in range(n_random)})
@@ -68,8 +69,7 @@ def write_model_card(weights: Path, command: str, data_dir=None, n_random: int =
         "command": command,
         "config": json.loads(meta["config"]),
         "epochs_done": len(log["history"]),
-        "data": {"name": "Fashion-MNIST", "train": len(train), "validation": 5000, "test": len(test),
-                 "source": "IDX files from Debian's dataset-fashion-mnist package"},
+        "data": {**ds.describe(), "train": len(train), "test": len(test)},
         "hardware": hardware_summary(),
         "train_time_s": log["history"][-1]["elapsed_s"] if log["history"] else 0.0,
         "history": log["history"],

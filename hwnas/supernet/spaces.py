@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from hwnas.errors import ArchError
-from hwnas.registry import Registry
+from hwnas.registry import SPACES
 from hwnas.types import ArchConfig
 
 
@@ -405,22 +405,10 @@ def _ranges(values: Sequence[int]) -> str:
 
 
 # --------------------------------------------------------------------------- the registry
-SPACES: Registry[SearchSpace] = Registry("search space")
-
-
 def get_space(name: str | SearchSpace) -> SearchSpace:
     if isinstance(name, SearchSpace):
         return name
-    return _cached_space(name)
-
-
-_CACHE: dict[str, SearchSpace] = {}
-
-
-def _cached_space(name: str) -> SearchSpace:
-    if name not in _CACHE:
-        _CACHE[name] = SPACES.create(name)
-    return _CACHE[name]
+    return SPACES.get(name)
 
 
 def list_spaces(pattern: str = "*") -> list[str]:

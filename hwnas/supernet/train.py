@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from hwnas.errors import CheckpointError, ConfigError
 from hwnas.fileio import atomic_write_json
-from hwnas.supernet.data import ImageSet, batches, preprocess
+from hwnas.datasets.images import ImageSet, batches, preprocess
 from hwnas.supernet.elastic import ElasticMBV3
 from hwnas.supernet.evaluate import evaluate_subnet
 from hwnas.supernet.spaces import get_space

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.errors import ConfigError
-from hwnas.export.policy import PrecisionPolicy
+from hwnas.exporting.policy import PrecisionPolicy
 
 QUANT_OPS = ("Conv", "Gemm", "MatMul")
 

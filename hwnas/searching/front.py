@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.search.problem import ArchProblem
+from hwnas.searching.problem import ArchProblem
 from hwnas.types import ArchConfig, Candidate, ParetoFront
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 from hwnas.profiles.profile import DeviceProfile
-from hwnas.profiles.sampling import (
+from hwnas.profiling.sampling import (
     default_op_resolutions,
     holdout_archs,
     op_layers,
@@ -148,7 +148,7 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
                 build_layer: BuildLayer | None, progress: Progress | None = None,
                 workdir: str | Path | None = None, note: str = "") -> dict[str, Any]:
     """Measure everything :func:`plan` lists that ``prof`` lacks. Returns counts and timings."""
-    from hwnas.profiles.session import MeasureSession
+    from hwnas.profiling.session import MeasureSession
 
     if settings.ops and build_layer is None:
         raise ConfigError("The block table needs a layer builder (build_layer), or pass ops=False.")
@@ -225,7 +225,7 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: 
     file, so the caller decides where weights come from. A space new to the profile is
     registered (without a block table).
     """
-    from hwnas.profiles.session import MeasureSession
+    from hwnas.profiling.session import MeasureSession
 
     timing = timing or _model_timing()
     rows: dict[str, dict[str, Any]] = {}

@@ -8,7 +8,7 @@
   loop).
 
 All take a seed and count *distinct subnets evaluated* (``problem.n_evals``) so equal budgets
-mean equal work. Each returns the list of evaluated archs; :mod:`hwnas.search.front` turns
+mean equal work. Each returns the list of evaluated archs; :mod:`hwnas.searching.front` turns
 them into a Pareto front.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnas.search.problem import ArchCrossover, ArchDuplicates, ArchMutation, ArchProblem, ArchSampling
+from hwnas.searching.problem import ArchCrossover, ArchDuplicates, ArchMutation, ArchProblem, ArchSampling
 from hwnas.types import ArchConfig
 
 

@@ -20,7 +20,7 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
 
-from hwnas.search.objectives import Constraint, Objective
+from hwnas.searching.objectives import Constraint, Objective
 from hwnas.supernet.spaces import SearchSpace, get_space
 from hwnas.types import ArchConfig
 

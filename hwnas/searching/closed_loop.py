@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hwnas.search.algorithms import Termination, nsga2
-from hwnas.search.front import build_front
-from hwnas.search.objectives import Constraint, Objective
-from hwnas.search.problem import ArchProblem
+from hwnas.searching.algorithms import Termination, nsga2
+from hwnas.searching.front import build_front
+from hwnas.searching.objectives import Constraint, Objective
+from hwnas.searching.problem import ArchProblem
 from hwnas.types import ArchConfig, Candidate, ParetoFront
 
 MeasureFn = Callable[[list[ArchConfig]], list[dict[str, float]]]

@@ -1,0 +1,68 @@
+"""Datasets: evaluation, calibration and training data, chosen through one small registry.
+
+``get_dataset(spec, space)`` returns the :class:`~hwnas.datasets.base.Dataset` a stage uses:
+``spec`` is a registered name (``fashion-mnist``, the embedded default of the Fashion-MNIST
+spaces) or a folder — one holding the Fashion-MNIST IDX files is read as Fashion-MNIST. ``None``
+means the space's own default dataset. The dataset is checked against the space (channels,
+classes) before anything is computed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from hwnas.datasets.base import Dataset
+from hwnas.datasets.images import ImageSet, batches, preprocess
+from hwnas.errors import DataError
+from hwnas.registry import Registry
+
+__all__ = ["DATASETS", "Dataset", "ImageSet", "batches", "get_dataset", "preprocess"]
+
+DATASETS: Registry[Any] = Registry("dataset")
+
+
+def _lazy(module: str, cls: str):
+    def factory(**kwargs):
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+
+    return factory
+
+
+DATASETS.register("fashion-mnist", _lazy("hwnas.datasets.fashion_mnist", "FashionMNIST"),
+                  "Fashion-MNIST (Debian's dataset-fashion-mnist package, or a folder of its IDX files)")
+
+
+def get_dataset(spec: str | os.PathLike | None = None, space=None) -> Dataset:
+    """The dataset named or found at ``spec`` (default: ``space``'s own), checked against ``space``."""
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space(space) if space is not None else None
+    ds = _resolve(spec, sp)
+    if sp is not None:
+        ds.check_space(sp)
+    return ds
+
+
+def _resolve(spec, sp) -> Dataset:
+    if spec is None:
+        if sp is None:
+            raise DataError("No dataset given: pass --data NAME or --data FOLDER.")
+        if sp.dataset not in DATASETS:
+            raise DataError(f"Space '{sp.name}' is trained on {sp.dataset}, which hwnas does not ship: pass --data "
+                            f"FOLDER (registered datasets: {', '.join(DATASETS.list())}).")
+        return DATASETS.create(sp.dataset)
+    text = str(spec)
+    if text in DATASETS:
+        return DATASETS.create(text)
+    path = Path(text)
+    if path.is_dir():
+        from hwnas.datasets import fashion_mnist
+
+        if fashion_mnist.available(path):
+            return DATASETS.create("fashion-mnist", root=path)
+        raise DataError(f"'{path}' holds no dataset hwnas can read (Fashion-MNIST IDX files).")
+    raise DataError(f"Unknown dataset '{text}': not a registered name ({', '.join(DATASETS.list())}) and not a "
+                    "folder.")
