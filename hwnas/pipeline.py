@@ -163,7 +163,7 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     from hwnas.exporting.onnx_export import export_onnx
     from hwnas.exporting.policy import PrecisionPolicy
     from hwnas.supernet import load_supernet
-    from hwnas.datasets import get_dataset, preprocess
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.evaluate import recalibrate_bn
     from hwnas.supernet.extract import extract
 
@@ -184,8 +184,7 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
     say(f"exported {arch.to_str()} (weights: {source})")
 
     def inputs(ds, n=None):
-        imgs = ds.images if n is None else ds.images[:n]
-        return preprocess(imgs, arch.r, ds.mean, ds.std).numpy()
+        return ds.inputs(arch.r, n)
 
     refs = ReferenceSet(dev)
     canonical, scale_note = profile_scale(profile, dev)
@@ -231,8 +230,7 @@ def export_bundle(arch, out: str | os.PathLike, device: str = "onnxruntime-cpu",
             "precision": precision, "policy": "policy.json",
             "policy_summary": policy.summary(quantize_ort.quantizable_layers(fp32)),
             "deployed": compiled["artifact"], "compiled": compiled,
-            "preprocess": {"resolution": arch.r, "mean": list(test.mean), "std": list(test.std),
-                           "resize": "bilinear, antialiased when shrinking", "input": "input", "layout": "NCHW"},
+            "preprocess": {**test.preprocessing(arch.r), "input": "input"},
             "device": {"name": dev.name, **dev.spec().to_dict()}, "host": host_facts(),
             "accuracy": {"split": "test", "images": int(len(test)), "fp32_top1": fp32_test,
                          "deployed_top1": dep_test, "drop_pts": fp32_test - dep_test,
@@ -292,7 +290,7 @@ def verify_bundle(bundle: str | os.PathLike, device: str | None = None, latency_
     from hwnas.devices.measure import ReferenceSet
     from hwnas.exporting.bundle import check_hashes, read_manifest
     from hwnas.exporting.evaluate import DeviceEvaluator
-    from hwnas.datasets import get_dataset, preprocess
+    from hwnas.datasets import get_dataset
 
     b = Path(bundle)
     m = read_manifest(b)
@@ -301,7 +299,7 @@ def verify_bundle(bundle: str | os.PathLike, device: str | None = None, latency_
     dev = get_device(device or d["name"], threads=d["threads"])
     test = get_dataset(data_dir, m["space"]).split("test")
     pp = m["preprocess"]
-    x = preprocess(test.images, pp["resolution"], pp["mean"], pp["std"]).numpy()
+    x = test.inputs(pp["resolution"])
     lat = m["latency"]
     ev = DeviceEvaluator(dev, ReferenceSet(dev), x, test.labels, canonical={lat["reference"]: lat["reference_ms"]})
     acc = ev.accuracy(b / m["deployed"])

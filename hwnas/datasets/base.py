@@ -10,10 +10,47 @@ bundle can record the data it was judged on. Stages never name a dataset; they a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
-from hwnas.datasets.images import ImageSet
+import numpy as np
+
 from hwnas.errors import DataError
+
+
+class Split(ABC):
+    """One split of a dataset: labels, and preprocessed input batches at any resolution.
+
+    Stages consume a split only through :meth:`batches` (and :meth:`inputs` for small sets such
+    as INT8 calibration data), so in-memory arrays and folders decoded by worker processes serve
+    them alike. Inputs are float32 ``(N, C, r, r)`` numpy arrays, normalised as the dataset
+    prescribes (:meth:`preprocessing` says how, for a deployment to reproduce).
+    """
+
+    name: str
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @abstractmethod
+    def subset(self, idx: np.ndarray, name: str | None = None) -> Split:
+        """The images at positions ``idx``."""
+
+    @abstractmethod
+    def batches(self, resolution: int, batch_size: int = 500, train: bool = False, seed: int | None = None,
+                indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(inputs, labels)`` batches in order (of ``indices`` when given); ``train`` adds the
+        dataset's training augmentation, drawn from ``seed``."""
+
+    @abstractmethod
+    def preprocessing(self, resolution: int) -> dict[str, Any]:
+        """How inputs are made from an image (resize, crop, mean/std, layout), for manifests."""
+
+    def inputs(self, resolution: int, n: int | None = None) -> np.ndarray:
+        """The first ``n`` (default: all) preprocessed inputs as one array — for small sets only."""
+        idx = np.arange(len(self) if n is None else min(n, len(self)))
+        return np.concatenate([x for x, _ in self.batches(resolution, indices=idx)])
 
 
 class Dataset(ABC):
@@ -22,14 +59,14 @@ class Dataset(ABC):
     classes: tuple[str, ...] = ()
 
     @abstractmethod
-    def split(self, split: str) -> ImageSet:
+    def split(self, split: str) -> Split:
         """The named split (``train``, ``val``, ``test`` ...)."""
 
     @abstractmethod
     def describe(self) -> dict:
         """What the dataset is (name, where it was read from, number of classes): stored with results."""
 
-    def splits(self, *names: str) -> tuple[ImageSet, ...]:
+    def splits(self, *names: str) -> tuple[Split, ...]:
         return tuple(self.split(n) for n in names)
 
     def check_space(self, space) -> None:

@@ -8,14 +8,20 @@ all call it, so they cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from hwnas.datasets.base import Split
+
 
 @dataclass(frozen=True)
-class ImageSet:
-    """uint8 images ``(N, C, H, W)`` with int64 labels; ``mean``/``std`` per channel for normalisation."""
+class ImageSet(Split):
+    """uint8 images ``(N, C, H, W)`` held in memory, with int64 labels; ``mean``/``std`` per channel
+    for normalisation. Inputs are the images resized (bilinear, antialiased when shrinking) to the
+    resolution and normalised; training adds a padded random crop and a horizontal flip."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -28,6 +34,24 @@ class ImageSet:
 
     def subset(self, idx: np.ndarray, name: str | None = None) -> ImageSet:
         return ImageSet(self.images[idx], self.labels[idx], self.mean, self.std, name or self.name)
+
+    def batches(self, resolution: int, batch_size: int = 500, train: bool = False, seed: int | None = None,
+                indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        gen = None
+        if train:
+            import torch
+
+            gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices)
+        for b in batches(len(idx), batch_size):
+            sel = idx[b]
+            x = preprocess(self.images[sel], resolution, self.mean, self.std, train=train, generator=gen)
+            yield x.numpy(), self.labels[sel]
+
+    def preprocessing(self, resolution: int) -> dict[str, Any]:
+        return {"resolution": resolution, "mean": list(self.mean), "std": list(self.std),
+                "resize": "bilinear, antialiased when shrinking", "crop": None, "layout": "NCHW",
+                "channels": int(self.images.shape[1])}
 
 
 def preprocess(images, resolution: int, mean, std, train: bool = False, generator=None):

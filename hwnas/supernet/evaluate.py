@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.datasets.images import ImageSet, batches, preprocess
+from hwnas.datasets.base import Split
 from hwnas.types import ArchConfig
 
 CALIB_IMAGES = 2000
@@ -62,19 +62,18 @@ def calibration_indices(n_available: int, n: int = CALIB_IMAGES, seed: int = CAL
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, data: ImageSet, arch: ArchConfig, n_images: int = CALIB_IMAGES,
+def recalibrate_bn(model: nn.Module, data: Split, arch: ArchConfig, n_images: int = CALIB_IMAGES,
                    batch_size: int = CALIB_BATCH, seed: int = CALIB_SEED) -> None:
     """Reset the running statistics of ``model`` (super-network or static subnet) for ``arch``."""
     from hwnas.supernet.elastic import ElasticMBV3
 
     idx = calibration_indices(len(data), n_images, seed)
-    gen = torch.Generator().manual_seed(seed)
     sums: dict = {}
     was_training = model.training
     model.eval()
     with _batch_stat_bns(model, sums):
-        for b in batches(len(idx), batch_size):
-            x = preprocess(data.images[idx[b]], arch.r, data.mean, data.std, train=True, generator=gen)
+        for x, _ in data.batches(arch.r, batch_size, train=True, seed=seed, indices=idx):
+            x = torch.from_numpy(x)
             if isinstance(model, ElasticMBV3):
                 model(x, arch)
             else:
@@ -86,13 +85,13 @@ def recalibrate_bn(model: nn.Module, data: ImageSet, arch: ArchConfig, n_images:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: ImageSet, arch: ArchConfig, batch_size: int = 500) -> np.ndarray:
+def predict_logits(model: nn.Module, data: Split, arch: ArchConfig, batch_size: int = 500) -> np.ndarray:
     from hwnas.supernet.elastic import ElasticMBV3
 
     model.eval()
     outs = []
-    for b in batches(len(data), batch_size):
-        x = preprocess(data.images[b], arch.r, data.mean, data.std)
+    for x, _ in data.batches(arch.r, batch_size):
+        x = torch.from_numpy(x)
         outs.append((model(x, arch) if isinstance(model, ElasticMBV3) else model(x)).numpy())
     return np.concatenate(outs)
 
@@ -102,7 +101,7 @@ def top1(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean() * 100.0)
 
 
-def evaluate_subnet(supernet, arch: ArchConfig, calib: ImageSet, data: ImageSet,
+def evaluate_subnet(supernet, arch: ArchConfig, calib: Split, data: Split,
                     n_calib: int = CALIB_IMAGES) -> float:
     """Extract ``arch``, recalibrate its BN on ``calib`` and return top-1 (%) on ``data``.
 
