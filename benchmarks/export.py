@@ -29,10 +29,12 @@ def part_a(args, work: Path) -> dict:
     from hwnas.devices import get_device
     from hwnas.devices.measure import ReferenceSet, measure_model
     from hwnas.devices.timing import TimingConfig
-    from hwnas.exporting import quantize_openvino, quantize_ort
+    from hwnas.devices import onnxruntime_quant as quantize_ort
+    from hwnas.devices.base import onnx_nodes
+    from hwnas.devices import openvino_quant as quantize_openvino
     from hwnas.exporting.mixed import layer_groups, only
     from hwnas.exporting.onnx_export import export_subnet
-    from hwnas.exporting.policy import PrecisionPolicy
+    from hwnas.types import PrecisionPolicy
     from hwnas.supernet.elastic import ElasticMBV3
 
     net = ElasticMBV3("ofa-mbv3-w1.0").eval()
@@ -63,7 +65,7 @@ def part_a(args, work: Path) -> dict:
             "tvm-fp32": ("tvm", fp32),
         }
         # latency-only mixed policy on ORT: INT8 for the groups whose measured gain is positive
-        groups = layer_groups([n for n, _ in quantize_ort.node_names(pre)])
+        groups = layer_groups([n for n, _ in onnx_nodes(pre)])
         base = measure_model(devs["ort"], fp32, timing, refs["ort"], reference="ref-large")
         canon = canon_by_dev.setdefault("ort", base.ref.ref_median_ms)
         gains = {}

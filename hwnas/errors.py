@@ -46,6 +46,10 @@ class ProfileError(HwnasError):
     """A device-profile directory is missing, foreign, corrupt or locked."""
 
 
+class NoFittedModelError(ProfileError):
+    """A profile stores no fitted model for the requested space and target (fit one, or let the caller)."""
+
+
 class NotFittedError(HwnasError, ValueError):
     """A model was used before ``fit`` (scikit-learn convention)."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-def plot_policy(manifest: dict[str, Any], policy: dict[str, Any], path: Path) -> Path | None:
+def plot_policy(manifest, policy: dict[str, Any], path: Path) -> Path | None:
     """Bars per layer group: accuracy drop when only it is INT8, latency gain, chosen precision."""
     costs = policy.get("notes", {}).get("costs")
     if not costs:
@@ -35,7 +35,7 @@ def plot_policy(manifest: dict[str, Any], policy: dict[str, Any], path: Path) ->
     a2.axhline(0, c="0.3", lw=0.8)
     a2.set_ylabel("latency gain (µs)")
     a2.tick_params(axis="x", rotation=60)
-    a1.set_title(f"precision per layer group: green = INT8, grey = FP32 ({manifest['arch'].split('/', 1)[1]})",
+    a1.set_title(f"precision per layer group: green = INT8, grey = FP32 ({manifest.arch.split('/', 1)[1]})",
                  fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -50,7 +50,8 @@ def precision_text(summary: dict[str, int]) -> str:
 
 
 def write_report(out: str | os.PathLike, s: dict[str, Any], front, evaluation: dict[str, Any],
-                 latency_plots: list[str], manifest: dict[str, Any]) -> Path:
+                 latency_plots: list[str], manifest) -> Path:
+    """``report.md`` for quickstart summary ``s`` (a :class:`~hwnas.types.DeploymentManifest` for the bundle)."""
     import json
 
     out = Path(out)
@@ -71,10 +72,10 @@ def write_report(out: str | os.PathLike, s: dict[str, Any], front, evaluation: d
                f"{'yes' if c['meets_budget'] else 'no'} |" for c in checks]
     t = s["timings_s"]
     lines = [
-        f"# hwnas quickstart: {s['space']} on {manifest['host']['cpu']}",
+        f"# hwnas quickstart: {s['space']} on {manifest.host.get('cpu')}",
         "",
-        f"Device `{s['device']}` ({s['threads']} thread(s), {manifest['device']['runtime']} "
-        f"{manifest['device']['runtime_version']}); profile: {s['profile']}.",
+        f"Device `{s['device']}` ({s['threads']} thread(s), {manifest.device['runtime']} "
+        f"{manifest.device['runtime_version']}); profile: {s['profile']}.",
         "",
         "| chosen subnet | budget | predicted | measured (search) | deployed | FP32 → deployed top-1 | precision | peak memory | bundle |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -84,8 +85,9 @@ def write_report(out: str | os.PathLike, s: dict[str, Any], front, evaluation: d
         "",
         "Latencies are reference-normalised milliseconds (the model is timed in bursts interleaved with a fixed "
         "reference network; the ratio × the reference's latency when the profile was made), so figures taken "
-        "minutes apart on a drifting machine are comparable. Accuracy is top-1 on the Fashion-MNIST test set "
-        "(10,000 images) after BN recalibration.",
+        "minutes apart on a drifting machine are comparable. "
+        f"Accuracy is top-1 on the {manifest.accuracy.split} split of {manifest.dataset.get('name')} "
+        f"({manifest.accuracy.images:,} images) after BN recalibration.",
         "",
         "## Latency model",
         f"{evaluation['protocol']}. Device repeatability floor: "
@@ -110,8 +112,8 @@ def write_report(out: str | os.PathLike, s: dict[str, Any], front, evaluation: d
         *[f"![{p.stem}](figures/{p.name})" for p in pareto],
         "",
         "## Precision",
-        f"Policy searched under a {manifest['accuracy'].get('max_accuracy_drop')} pt accuracy-drop budget: "
-        f"{precision_text(s['precision'])}; deployed/FP32 latency ratio {1 / manifest['latency']['speedup_vs_fp32']:.2f}.",
+        f"Policy searched under a {manifest.accuracy.max_accuracy_drop} pt accuracy-drop budget: "
+        f"{precision_text(s['precision'])}; deployed/FP32 latency ratio {1 / manifest.latency.speedup_vs_fp32:.2f}.",
         "",
         f"![precision](figures/{pol_png.name})" if pol_png else "(FP32 or INT8 everywhere: no per-group search.)",
         "",

@@ -39,19 +39,42 @@ def test_openvino_matches_ort_and_records_precision(onnx_model, tmp_path):
     assert any(n["op"] == "Convolution" for n in g["nodes"]) and all(n["precision"] in ("f32", "") or
                                                                      n["op"] in ("Const", "Parameter", "Result")
                                                                      for n in g["nodes"] if n["op"] == "Convolution")
-    ir = dev.compile_artifact(onnx_model, tmp_path)
-    assert ir.suffix == ".xml" and ir.with_suffix(".bin").is_file()
+    art = dev.compile_artifact(onnx_model, tmp_path)
+    ir = tmp_path / art.path
+    assert ir.suffix == ".xml" and ir.with_suffix(".bin").is_file() and art.runtime == "openvino"
     assert np.abs(dev.load(ir).infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
     meas = measure_model(dev, ir, TimingConfig.quick(), reference="none")
     assert meas.stats.median_ms > 0
     with pytest.raises(ConfigError, match="precision must be one of"):
         get_device("openvino-cpu", precision="int4")
-    # a precision the CPU cannot honour is an error, never a silent change
+    # what ran is read from the runtime model: bf16 where the CPU has bf16 instructions, an error otherwise
+    from hwnas.devices.base import host_facts
+    from hwnas.devices.openvino_cpu import compute_precisions
+
     bf16 = get_device("openvino-cpu", precision="bf16")
-    try:
-        bf16.load(onnx_model)
-    except DeviceError as exc:
-        assert "not the requested bf16" in str(exc)
+    if {"avx512_bf16", "amx_bf16"} & set(host_facts().get("isa", [])):
+        ran = compute_precisions(bf16.load(onnx_model).compiled)
+        assert ran.get("bf16", 0) > 0, ran
+    else:
+        with pytest.raises(DeviceError, match="not the requested bf16"):
+            bf16.load(onnx_model)
+
+
+def test_a_silent_precision_change_is_refused():
+    """The check that keeps OpenVINO from running another precision than asked, on any CPU."""
+    from hwnas.devices.openvino_cpu import check_precision
+    from hwnas.errors import DeviceError
+
+    check_precision("fp32", {"f32": 12})
+    check_precision("bf16", {"bf16": 10, "f32": 2})  # a few layers stay f32 (e.g. the first conv)
+    check_precision("fp32", {"u8": 10, "f32": 2})  # an INT8 model with float layers beside
+    check_precision("fp32", {"i8": 4})
+    with pytest.raises(DeviceError, match="as 12 bf16, not the requested fp32"):
+        check_precision("fp32", {"bf16": 12})
+    with pytest.raises(DeviceError, match="not the requested bf16: this CPU lacks bf16 instructions"):
+        check_precision("bf16", {"f32": 12})
+    with pytest.raises(DeviceError, match="not the requested fp16"):
+        check_precision("fp16", {"f32": 12})
 
 
 @pytest.mark.tvm
@@ -64,7 +87,7 @@ def test_tvm_matches_ort_and_exports_a_library(onnx_model, tmp_path):
     m = dev.load(onnx_model)
     assert np.abs(m.infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
     m.run()
-    lib = dev.compile_artifact(onnx_model, tmp_path)
+    lib = tmp_path / dev.compile_artifact(onnx_model, tmp_path).path
     assert lib.suffix == ".so"
     assert np.abs(dev.load(lib).infer(x) - ref).max() <= 1e-4 * np.abs(ref).max()
     assert "(" in dev.spec().hardware  # the LLVM mcpu the code was compiled for is recorded

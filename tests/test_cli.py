@@ -54,7 +54,7 @@ def test_export_then_measure(tmp_path):
     r = run("measure", str(out), "--threads", "1", "--runs", "30", "--budget-s", "0.3", "--bursts", "3", "--json")
     assert r.exit_code == 0
     d = json.loads(r.stdout)
-    assert d["stats"]["median_ms"] > 0 and d["normalized_ms"] > 0 and d["device"]["threads"] == 1
+    assert d["median_ms"] > 0 and d["normalized_ms"] > 0 and d["device"]["threads"] == 1
     r = run("measure", str(out), "--runs", "20", "--budget-s", "0.2", "--bursts", "2")
     assert "median" in r.stdout and "normalised" in r.stdout
 

@@ -6,10 +6,20 @@ import numpy as np
 import onnx
 import pytest
 
+from dataclasses import replace
+
 from hwnas.errors import BundleError, ConfigError
-from hwnas.exporting.bundle import BundleWriter, check_hashes, read_manifest
+from hwnas.exporting.bundle import BundleWriter, DeploymentBundle
 from hwnas.exporting.mixed import layer_groups, only
-from hwnas.exporting.policy import PrecisionPolicy, Rule
+from hwnas.supernet.spaces import get_space
+from hwnas.types import (
+    AccuracyReport,
+    DeploymentManifest,
+    LatencyReport,
+    MemoryReport,
+    PrecisionPolicy,
+    Rule,
+)
 
 
 def test_policy_rules_and_json(tmp_path):
@@ -44,9 +54,9 @@ def test_layer_groups():
 @pytest.fixture(scope="module")
 def tiny_fp32(tmp_path_factory):
     from hwnas.exporting.onnx_export import export_onnx
-    from hwnas.exporting.quantize_ort import preprocess
+    from hwnas.devices.onnxruntime_quant import preprocess
     from hwnas.supernet import load_supernet
-    from hwnas.datasets import get_dataset, preprocess as pp
+    from hwnas.datasets import get_dataset
     from hwnas.supernet.evaluate import recalibrate_bn
     from hwnas.supernet.extract import extract
 
@@ -57,13 +67,14 @@ def tiny_fp32(tmp_path_factory):
     recalibrate_bn(sub, train, a)
     d = tmp_path_factory.mktemp("q")
     fp32 = export_onnx(sub, (1, 1, a.r, a.r), d / "fp32.onnx")
-    calib = pp(train.images[:128], a.r, train.mean, train.std).numpy()
+    calib = train.inputs(a.r, 128)
     return fp32, preprocess(fp32, d / "pre.onnx"), calib
 
 
 @pytest.mark.data
 def test_policy_controls_which_nodes_are_quantized(tiny_fp32, tmp_path):
-    from hwnas.exporting.quantize_ort import node_names, quantize
+    from hwnas.devices.base import onnx_nodes as node_names
+    from hwnas.devices.onnxruntime_quant import quantize
 
     _, pre, calib = tiny_fp32
     nodes = [n for n, _ in node_names(pre)]
@@ -89,6 +100,26 @@ def test_policy_controls_which_nodes_are_quantized(tiny_fp32, tmp_path):
         quantize(pre, tmp_path / "x.onnx", PrecisionPolicy("int8", (Rule("/nothing/.*", "fp32"),)), calib)
 
 
+def _manifest(**changes) -> DeploymentManifest:
+    m = DeploymentManifest(
+        arch="tiny-mbv3/r16_k3e2_k3e2", arch_key="k", space="tiny-mbv3", weights="w", precision="fp32",
+        policy="policy.json", policy_summary={"fp32": 3}, deployed="model.onnx", compiled={"runtime": "onnxruntime"},
+        preprocess={"resolution": 16}, device={"name": "onnxruntime-cpu", "threads": 1}, host={"cpu": "x"},
+        dataset={"name": "fashion-mnist"}, accuracy=AccuracyReport("test", 10, 90.0, 89.5, 0.5),
+        latency=LatencyReport(0.1, 0.12, 0.11, 0.1, "ref-small", 0.05, "own"), memory=MemoryReport(5.0, {"weights_mb": 1}))
+    return replace(m, **changes)
+
+
+def _bundle(tmp_path):
+    out = tmp_path / "bundle"
+    with BundleWriter(out) as w:
+        (w.dir / "model.onnx").write_bytes(b"123")
+        (w.dir / "openvino").mkdir()
+        (w.dir / "openvino" / "model.bin").write_bytes(b"weights")
+        b = w.finish(_manifest())
+    return out, b
+
+
 def test_bundle_writer_is_all_or_nothing(tmp_path):
     out = tmp_path / "bundle"
     with pytest.raises(RuntimeError):
@@ -96,48 +127,75 @@ def test_bundle_writer_is_all_or_nothing(tmp_path):
             (w.dir / "model.onnx").write_bytes(b"123")
             raise RuntimeError("export failed half-way")
     assert not out.exists() and not list(tmp_path.glob(".bundle.partial*"))
-    with BundleWriter(out) as w:
-        (w.dir / "model.onnx").write_bytes(b"123")
-        w.finish({"arch": "x"})
-    assert read_manifest(out)["files"]["model.onnx"]
-    check_hashes(out)
+    out, b = _bundle(tmp_path)
+    assert set(b.manifest.files) == {"model.onnx", "openvino/model.bin"} and b.manifest.created
+    opened = DeploymentBundle.open(out)
+    assert opened.manifest == b.manifest and opened.manifest.accuracy.drop_pts == pytest.approx(0.5)
     with pytest.raises(BundleError, match="exists and is not empty"):
         BundleWriter(out)
-    (out / "extra.bin").write_bytes(b"0")
+
+
+@pytest.mark.parametrize("victim", ["model.onnx", "openvino/model.bin", "manifest.json", "manifest.sha256"])
+def test_any_edited_byte_of_a_bundle_is_refused(tmp_path, victim):
+    out, _ = _bundle(tmp_path)
+    f = out / victim
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    f.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="failed its integrity check"):
+        DeploymentBundle.open(out)
+
+
+def test_edited_claims_in_the_manifest_are_refused(tmp_path):
+    """The manifest's claims (what is deployed, its accuracy) cannot be changed without detection,
+    even as valid JSON with the other files untouched."""
+    out, _ = _bundle(tmp_path)
+    d = json.loads((out / "manifest.json").read_text())
+    d["accuracy"]["deployed_top1"] = 99.9
+    (out / "manifest.json").write_text(json.dumps(d, indent=1) + "\n")
+    with pytest.raises(BundleError, match="manifest.json was modified"):
+        DeploymentBundle.open(out)
+    out2, _ = _bundle(tmp_path / "two")
+    (out2 / "extra.bin").write_bytes(b"0")
     with pytest.raises(BundleError, match="extra.bin is not part of the bundle"):
-        check_hashes(out)
+        DeploymentBundle.open(out2)
+    (out2 / "extra.bin").unlink()
+    (out2 / "manifest.sha256").unlink()
+    with pytest.raises(BundleError, match="manifest.sha256 is missing"):
+        DeploymentBundle.open(out2)
 
 
 @pytest.mark.data
 @pytest.mark.slow
 def test_export_int8_bundle_and_verify(tmp_path):
-    from hwnas.pipeline import export_bundle, verify_bundle
-    from hwnas.supernet.spaces import get_space
+    from hwnas.pipeline import export, verify
 
     a = get_space("tiny-mbv3").max_arch()
-    m = export_bundle(a, tmp_path / "b", precision="int8")
-    assert m["arch"] == a.to_str() and m["precision"] == "int8"
-    assert set(m["files"]) >= {"model.onnx", "model.fp32.onnx", "policy.json", m["deployed"]}
-    acc = m["accuracy"]
-    assert acc["images"] == 10_000 and acc["fp32_top1"] > 80
-    assert acc["drop_pts"] < 3.0  # a 24k-parameter net loses a little in INT8
-    assert m["latency"]["measured_ms"] > 0 and m["memory"]["analytic_mb"]["weights_mb"] > 0
-    r = verify_bundle(tmp_path / "b")
-    assert r["ok"] and r["accuracy"]["diff_pts"] == 0.0
+    b = export(arch=a.to_str(), out=tmp_path / "b", precision="int8")
+    m = b.manifest
+    assert m.arch == a.to_str() and m.precision == "int8" and m.lineage["parent"] == {"kind": "arch", "id": a.key()}
+    assert m.lineage["config"]["kind"] == "export"
+    assert set(m.files) >= {"model.onnx", "model.fp32.onnx", "policy.json", m.deployed}
+    assert m.accuracy.images == 10_000 and m.accuracy.fp32_top1 > 80 and m.dataset["name"] == "fashion-mnist"
+    assert m.accuracy.drop_pts < 3.0  # a 24k-parameter net loses a little in INT8
+    assert m.policy_summary.get("int8", 0) >= 10
+    assert m.latency.measured_ms > 0 and m.memory.analytic_mb["weights_mb"] > 0
+    r = verify(bundle=tmp_path / "b", latency_tolerance=10.0)  # latency agreement is a benchmark, not a unit test
+    assert r.accuracy.ok and r.accuracy.diff == 0.0 and r.latency_ms > 0
     with pytest.raises(BundleError, match="exists"):
-        export_bundle(a, tmp_path / "b", precision="int8")
+        export(arch=a.to_str(), out=tmp_path / "b", precision="int8")
     with (tmp_path / "b" / "model.onnx").open("ab") as fh:
         fh.write(b"\0")
     with pytest.raises(BundleError, match="model.onnx was modified"):
-        verify_bundle(tmp_path / "b")
+        verify(bundle=tmp_path / "b")
 
 
 @pytest.mark.openvino
 @pytest.mark.data
 def test_nncf_int8_for_openvino_honours_the_policy(tiny_fp32, tmp_path):
     from hwnas.devices import get_device
-    from hwnas.exporting.quantize_openvino import quantize
-    from hwnas.exporting.quantize_ort import node_names
+    from hwnas.devices.openvino_quant import quantize
+    from hwnas.devices.base import onnx_nodes as node_names
 
     fp32, _, calib = tiny_fp32
     groups = layer_groups([n for n, _ in node_names(fp32)])
@@ -156,16 +214,16 @@ def test_nncf_int8_for_openvino_honours_the_policy(tiny_fp32, tmp_path):
 @pytest.mark.data
 @pytest.mark.slow
 def test_openvino_int8_bundle_carries_the_ir_and_verifies(tmp_path):
-    from hwnas.pipeline import export_bundle, verify_bundle
-    from hwnas.supernet.spaces import get_space
+    from hwnas.pipeline import export, verify
 
     a = get_space("tiny-mbv3").min_arch()
-    m = export_bundle(a, tmp_path / "b", device="openvino-cpu", precision="int8")
-    assert m["deployed"] == "openvino/model.xml" and "model.onnx" not in m["files"]
-    assert {"openvino/model.xml", "openvino/model.bin", "model.fp32.onnx"} <= set(m["files"])
-    assert m["memory"]["analytic_mb"]["weights_mb"] > 0  # from the FP32 graph: the IR holds no ONNX
-    assert m["accuracy"]["drop_pts"] < 3.0
-    assert verify_bundle(tmp_path / "b")["ok"]
+    m = export(arch=a.to_str(), out=tmp_path / "b", device="openvino-cpu", precision="int8").manifest
+    assert m.deployed == "openvino/model.xml" and "model.onnx" not in m.files
+    assert {"openvino/model.xml", "openvino/model.bin", "model.fp32.onnx"} <= set(m.files)
+    assert m.memory.analytic_mb["weights_mb"] > 0  # from the FP32 graph: the IR holds no ONNX
+    assert m.accuracy.drop_pts < 3.0
+    r = verify(bundle=tmp_path / "b", latency_tolerance=10.0)
+    assert r.accuracy.ok and r.device == "openvino-cpu"
 
 
 def test_policy_search_reverts_top_down_when_no_single_group_gains(tmp_path):

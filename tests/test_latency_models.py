@@ -24,11 +24,10 @@ def _quick():
 
 @pytest.fixture(scope="module")
 def prof(tmp_path_factory):
-    from hwnas.pipeline import profile_device
+    from hwnas.pipeline import profile
 
     out = tmp_path_factory.mktemp("lm") / "tiny"
-    profile_device(out, ["tiny-mbv3"], samples=32, reference_set=4, repeats=2, op_resolutions=[16, 28],
-                   model_timing=_quick(), op_timing=_quick(), retries=0)
+    profile(space=["tiny-mbv3"], out=out, samples=32, reference_set=4, repeats=2, resolutions=[16, 28], quick=True)
     return DeviceProfile.open(out)
 
 
@@ -120,11 +119,11 @@ def test_store_and_load_best(prof, tmp_path):
 
 
 def test_too_small_profile_says_how_many(tmp_path):
-    from hwnas.pipeline import profile_device
+    from hwnas.pipeline import profile
 
     out = tmp_path / "small"
-    profile_device(out, ["tiny-mbv3"], samples=3, reference_set=0, repeats=0, ops=False, kernel_times=False,
-                   model_timing=_quick(), retries=0)
+    profile(space=["tiny-mbv3"], out=out, samples=3, reference_set=0, repeats=0, ops=False, kernel_times=False,
+            quick=True)
     p = DeviceProfile.open(out)
     with pytest.raises(ProfileError, match="at least 20 end-to-end samples of space 'tiny-mbv3'.*got 3.*--samples"):
         fit_latency_model(p, "e2e")
@@ -139,13 +138,13 @@ def test_active_sampling_measures_where_worst(prof, tmp_path):
 
     from hwnas.devices import get_device
     from hwnas.latency_models.active import active_sampling
-    from hwnas.pipeline import subnet_onnx_builder
+    from hwnas.pipeline.jobs import subnet_builder
     from hwnas.profiling import measure_archs
 
     root = tmp_path / "copy"
     shutil.copytree(prof.root, root)
     p = DeviceProfile.open(root)
-    build, _ = subnet_onnx_builder("tiny-mbv3")
+    build, _ = subnet_builder("tiny-mbv3")
     dev = get_device("onnxruntime-cpu", threads=1)
     measured = []
 

@@ -12,17 +12,20 @@ from hwnas.errors import ProfileError
 from hwnas.profiles import DeviceProfile
 from hwnas.profiles import journal as journal_mod
 from hwnas.profiles.lock import ProfileLock
-from hwnas.profiles.schema import SCHEMA_VERSION, model_row_key
-from hwnas.types import DeviceSpec
+from hwnas.profiles.schema import SCHEMA_VERSION, ProfileRow, model_row_key
+from hwnas.types import DeviceSpec, LatencyStats, Measurement, ReferenceRatio
 
 SPEC = DeviceSpec("test-cpu", "onnxruntime", "1.0", threads=1)
 
 
-def _row(i: int, space: str = "tiny-mbv3") -> dict:
-    return {"row_key": model_row_key(f"arch{i}", SPEC.id()), "space": space, "kind": "random", "arch": f"a{i}",
-            "arch_key": f"arch{i}", "resolution": 28, "macs": 1000 + i, "params": 10, "repeat": 0,
-            "latency_ms": 1.0 + i, "median_ms": 1.1 + i, "ref_name": "ref-medium", "ref_ratio": 2.0 + i,
-            "unstable": False, "session": 0, "energy_mj": None, "runtime_graph": json.dumps({"kernels": []})}
+def _row(i: int, space: str = "tiny-mbv3", ratio: float | None = None, latency_ms: float | None = None) -> ProfileRow:
+    stats = LatencyStats(1.1 + i, 1.0 + i, 1.0 + i, 1.2 + i, 1.1 + i, 0.01, 10, 5)
+    m = Measurement(f"a{i}", "sha", SPEC.id(), stats, ReferenceRatio(2.0 + i if ratio is None else ratio, 0.5, 0.01, 6,
+                                                                        "ref-medium"))
+    ident = {"row_key": model_row_key(f"arch{i}", SPEC.id()), "space": space, "kind": "random", "arch": f"a{i}",
+             "arch_key": f"arch{i}", "resolution": 28, "macs": 1000 + i, "params": 10, "repeat": 0}
+    return ProfileRow("models", ident, m, 1.0 + i if latency_ms is None else latency_ms, 0,
+                      {"runtime_graph": json.dumps({"kernels": []}), "unstable": False})
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def prof(tmp_path):
         p.register_space("tiny-mbv3", {"samples": 3, "op_keys": ["k1"]})
         p.update_meta(reference={"primary": "ref-medium", "ms": {"ref-medium": 0.5}})
         for i in range(3):
-            assert p.add_row("models", _row(i))
+            assert p.add_row(_row(i))
     return p
 
 
@@ -49,11 +52,10 @@ def test_create_open_roundtrip(prof):
 
 def test_rows_are_never_overwritten(prof):
     with prof.writing():
-        changed = {**_row(0), "latency_ms": 99.0}
-        assert prof.add_row("models", changed) is False
+        assert prof.add_row(_row(0, latency_ms=99.0)) is False
     assert DeviceProfile.open(prof.root).models_df()["latency_ms"].tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(ProfileError, match="writing"):
-        prof.add_row("models", _row(7))
+        prof.add_row(_row(7))
     with pytest.raises(ProfileError, match="already holds a device profile"):
         DeviceProfile.create(prof.root, "onnxruntime-cpu", SPEC, {})
 
@@ -100,19 +102,19 @@ def test_space_and_target_checks(prof):
 
 def test_torn_journal_line_is_skipped_then_cut(prof):
     jp = journal_mod.journal_path(prof.root, "models")
-    journal_mod.append_row(jp, _row(3))  # as a writer does between compactions
+    journal_mod.append_row(jp, _row(3).record())  # as a writer does between compactions
     with open(jp, "ab") as fh:  # ... and then it is killed in the middle of the next line
         fh.write(b'{"row_key": "half-writ')
     assert len(DeviceProfile.open(prof.root).models_df()) == 4
     with prof.writing():  # the next writer cuts the torn line before appending
         assert jp.read_bytes().endswith(b"\n")
-        prof.add_row("models", _row(4))
+        prof.add_row(_row(4))
     assert sorted(DeviceProfile.open(prof.root).models_df()["arch"]) == ["a0", "a1", "a2", "a3", "a4"]
 
 
 def test_corrupt_middle_journal_line_names_the_file(prof):
     jp = journal_mod.journal_path(prof.root, "models")
-    jp.write_text(json.dumps(_row(5)) + "\n{garbage\n" + json.dumps(_row(6)) + "\n")
+    jp.write_text(json.dumps(_row(5).record()) + "\n{garbage\n" + json.dumps(_row(6).record()) + "\n")
     with pytest.raises(ProfileError, match="models.journal.jsonl' is corrupt at line 2"):
         DeviceProfile.open(prof.root).models_df()
 
@@ -125,14 +127,14 @@ def test_disk_full_mid_row_loses_nothing_stored(prof, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with prof.writing():
-        prof.add_row("models", _row(3))
+        prof.add_row(_row(3))
         size = journal_mod.journal_path(prof.root, "models").stat().st_size
         monkeypatch.setattr(journal_mod.os, "write", full_disk)
         with pytest.raises(ProfileError, match="No space left on device.*The 4 rows stored before are intact"):
-            prof.add_row("models", _row(4))
+            prof.add_row(_row(4))
         monkeypatch.setattr(journal_mod.os, "write", real_write)
         assert journal_mod.journal_path(prof.root, "models").stat().st_size == size  # half line rolled back
-        prof.add_row("models", _row(5))  # the next row appends cleanly
+        prof.add_row(_row(5))  # the next row appends cleanly
 
         def no_space(*a, **k):
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -177,8 +179,8 @@ def test_merge_rescales_to_the_destination_reference(tmp_path, prof):
     with other.writing():
         other.register_space("fmnist-mbv3", {"samples": 1, "op_keys": []})
         other.update_meta(reference={"primary": "ref-medium", "ms": {"ref-medium": 0.25}})
-        other.add_row("models", {**_row(10, "fmnist-mbv3"), "ref_ratio": 4.0, "latency_ms": 1.0})
-        other.add_row("models", _row(0))  # already in the destination: kept as it is there
+        other.add_row(_row(10, "fmnist-mbv3", ratio=4.0, latency_ms=1.0))
+        other.add_row(_row(0))  # already in the destination: kept as it is there
     added = merge_profiles(prof.root, other.root)
     assert added == {"models": 1, "ops": 0}
     merged = DeviceProfile.open(prof.root)

@@ -27,20 +27,17 @@ def _cli(*args, **kw):
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
     """A small real profile of tiny-mbv3 (block table at two resolutions + 6 random + 2 reference + 1 repeat)."""
-    from hwnas.devices.timing import TimingConfig
-    from hwnas.pipeline import profile_device
+    from hwnas.pipeline import profile
 
     out = tmp_path_factory.mktemp("p") / "tiny-cpu"
-    quick = TimingConfig(warmup=3, warmup_s=0.0, runs=15, min_runs=5, budget_s=0.1, bursts=3, burst_s=0.01,
-                         min_burst_runs=3)
-    res = profile_device(out, ["tiny-mbv3"], "onnxruntime-cpu", threads=1, samples=6, reference_set=2, repeats=1,
-                         op_resolutions=[16, 28], model_timing=quick, op_timing=quick, retries=0)
+    res = profile(space=["tiny-mbv3"], out=out, device="onnxruntime-cpu", threads=1, samples=6, reference_set=2,
+                  repeats=1, resolutions=[16, 28], quick=True)
     return out, res
 
 
 def test_profile_holds_every_planned_row(profiled):
     out, res = profiled
-    r = res["spaces"]["tiny-mbv3"]
+    r = res.spaces["tiny-mbv3"]
     assert r["measured"] == r["planned"] and r["already_stored"] == 0
     prof = DeviceProfile.open(out)
     models, ops = prof.models_df("tiny-mbv3"), prof.ops_df("tiny-mbv3")
@@ -87,12 +84,12 @@ def test_rerun_measures_nothing_and_more_samples_extend(profiled):
 
 
 def test_measure_archs_appends_and_reuses(profiled):
-    from hwnas.pipeline import layer_onnx_builder, subnet_onnx_builder  # noqa: F401 (composition lives there)
+    from hwnas.pipeline.jobs import subnet_builder
 
     out, _ = profiled
     prof = DeviceProfile.open(out)
     sp = get_space("tiny-mbv3")
-    build, _ = subnet_onnx_builder("tiny-mbv3")
+    build, _ = subnet_builder("tiny-mbv3")
     known = sp.from_genome(sp.to_genome(__import__("hwnas.types", fromlist=["x"]).ArchConfig.parse(
         prof.models_df()["arch"].iloc[0])))
     new = sp.min_arch(20)
@@ -108,9 +105,9 @@ def test_measure_archs_appends_and_reuses(profiled):
     dev = get_device("onnxruntime-cpu", threads=1)
     rows = measure_archs(prof, [known, new], counting_build, dev, kind="search", timing=TimingConfig.quick(),
                          kernel_times=False)
-    assert [r["arch"] for r in rows] == [known.to_str(), new.to_str()]
+    assert [r.identity["arch"] for r in rows] == [known.to_str(), new.to_str()]
     assert calls == ([new] if new.key() not in set(prof.models_df()["arch_key"][:n0]) else [])
-    assert rows[1]["kind"] in ("search", "random", "reference") and rows[1]["latency_ms"] > 0
+    assert rows[1].identity["kind"] in ("search", "random", "reference") and rows[1].latency_ms > 0
     assert len(DeviceProfile.open(out).models_df()) == n0 + len(calls)
     with pytest.raises(ProfileError, match="was measured on .*Profile it into another --out"):
         measure_archs(prof, [sp.max_arch(16)], build, get_device("onnxruntime-cpu", threads=2), kind="search")
@@ -191,20 +188,17 @@ def _other_backends():
 @pytest.mark.parametrize("device", _other_backends())
 def test_profile_other_backends(device, tmp_path):
     """Every registered backend profiles through the same Device protocol (skips where its runtime is absent)."""
-    from hwnas.devices.timing import TimingConfig
-    from hwnas.pipeline import profile_device
+    from hwnas.pipeline import profile
 
     if not next(d for d in list_devices() if d["name"] == device)["available"]:
         pytest.skip(f"{device}: runtime not installed here")
-    quick = TimingConfig(warmup=3, warmup_s=0.0, runs=10, min_runs=3, budget_s=0.05, bursts=2, burst_s=0.01,
-                         min_burst_runs=2)
     out = tmp_path / device
-    res = profile_device(out, ["tiny-mbv3"], device, threads=1, samples=2, reference_set=1, repeats=0,
-                         op_resolutions=[16], model_timing=quick, op_timing=quick, retries=0)
+    res = profile(space=["tiny-mbv3"], out=out, device=device, threads=1, samples=2, reference_set=1, repeats=0,
+                  resolutions=[16], quick=True)
     prof = DeviceProfile.open(out)
     assert prof.device_name == device and prof.spec.runtime != "onnxruntime" or "onnxruntime" in device
     models, ops = prof.models_df(), prof.ops_df()
-    assert len(models) == 3 and len(ops) == res["spaces"]["tiny-mbv3"]["planned"] - 3
+    assert len(models) == 3 and len(ops) == res.spaces["tiny-mbv3"]["planned"] - 3
     assert (models["latency_ms"] > 0).all() and (models["analytic_memory_mb"] > 0).all()
     graphs = [json.loads(g) for g in models["runtime_graph"] if g and g != "null"]
     if graphs:  # what the runtime ran, where the backend can tell

@@ -8,27 +8,30 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 
 def test_quickstart_on_the_tiny_space(tmp_path):
-    from hwnas.exporting.bundle import check_hashes, read_manifest
-    from hwnas.pipeline import quickstart, verify_bundle
+    from hwnas.exporting.bundle import DeploymentBundle
+    from hwnas.pipeline import quickstart, verify
     from hwnas.types import ParetoFront
 
     msgs = []
-    s = quickstart(tmp_path / "qs", space="tiny-mbv3", samples=20, reference_set=6, repeats=3, generations=10,
+    s = quickstart(out=tmp_path / "qs", space="tiny-mbv3", samples=20, reference_set=6, repeats=3, generations=10,
                    pop_size=30, reuse_shipped=False, progress=msgs.append)
     assert any(m.startswith("[1/5] profiling") for m in msgs) and any(m.startswith("[5/5]") for m in msgs)
-    # the chosen subnet meets the budget when measured, and the bundle verifies on the device
+    # the chosen subnet meets the budget when measured, and the bundle passes its accuracy check on the device
     assert s["meets_budget_measured"] and s["measured_ms"] <= s["latency_budget_ms"]
-    assert s["verified"]
     front = ParetoFront.load(tmp_path / "qs" / "search")
     assert front.candidates[front.best].arch.to_str() == s["arch"]
-    m = read_manifest(tmp_path / "qs" / "bundle")
-    check_hashes(tmp_path / "qs" / "bundle", m)
-    assert m["arch"] == s["arch"] and m["latency"]["predicted_ms"] == pytest.approx(s["predicted_ms"])
+    b = DeploymentBundle.open(tmp_path / "qs" / "bundle")
+    m = b.manifest
+    assert m.arch == s["arch"] and m.latency.predicted_ms == pytest.approx(s["predicted_ms"])
+    # lineage: profile -> run -> bundle, each with its config
+    assert m.lineage["parent"]["kind"] == "run" and m.lineage["parent"]["candidate"] == front.best
+    assert front.meta["lineage"]["parent"]["kind"] == "profile" and front.meta["lineage"]["config"]["kind"] == "search"
     # the bundle's latency sits on the profile's scale, like the prediction and the closed loop's measurements
-    assert "scale of profile" in m["latency"]["scale"]
+    assert "scale of profile" in m.latency.scale
     prof = json.loads((tmp_path / "qs" / "profile" / "device.json").read_text())
-    assert m["latency"]["reference_ms"] == pytest.approx(prof["reference"]["ms"][m["latency"]["reference"]])
-    assert verify_bundle(tmp_path / "qs" / "bundle")["ok"]
+    assert m.latency.reference_ms == pytest.approx(prof["reference"]["ms"][m.latency.reference])
+    r = verify(bundle=tmp_path / "qs" / "bundle", latency_tolerance=10.0)
+    assert r.accuracy.ok and r.latency_ms > 0
     report = (tmp_path / "qs" / "report.md").read_text()
     assert s["arch"] in report and "figures/pareto_latency_ms.png" in report
     for line in report.splitlines():

@@ -60,3 +60,18 @@ def list_devices() -> list[dict[str, Any]]:
         rows.append({"name": e.name, "description": e.description, "available": ok,
                      "detail": why, "extra": e.meta.get("extra", "")})
     return rows
+
+
+def parse_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Device options as stored or typed (strings) back to values: ``"0"`` → 0, ``"true"`` → True."""
+    import json
+
+    out = {}
+    for k, v in options.items():
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError:
+                pass
+        out[k] = v
+    return out

@@ -1,13 +1,23 @@
-"""The Device protocol: where models run.
+"""The Device protocol: where models run, and what a runtime brings with it.
 
-A device backend knows one runtime. It has two verbs: :meth:`Device.load` an
-ONNX file into a :class:`LoadedModel` (whose ``run`` executes one inference on
-pre-set inputs, for timing, and whose ``infer`` maps an input array to outputs,
-for accuracy checks) and :meth:`Device.spec` to say exactly what it is. Timing,
-memory and energy are measured around a LoadedModel by
-:mod:`hwnas.devices.measure`, the same way for every backend.
+A backend knows one runtime. Its primitive is :meth:`Device.load`: a model file into a
+:class:`LoadedModel` (``run`` executes one inference on pre-set inputs, for timing; ``infer``
+maps an input array to outputs, for accuracy). On top of it every device offers the same
+verbs, which the stages use and nothing else — so a board reached over a cluster
+(:mod:`hwnas.devices.remote`) is a Device like any other, overriding the verbs to run there:
 
-Backends never import the super-network code: they take ONNX paths.
+* :meth:`Device.measure` — latency (raw and reference-normalised), peak memory, energy, as a
+  :class:`~hwnas.types.Measurement` (one timing loop for every runtime: :mod:`hwnas.devices.measure`);
+* :meth:`Device.outputs` — model outputs for batches of inputs (accuracy checks);
+* :meth:`Device.runtime_graph` — what the runtime really ran (fused kernels, per-kernel times);
+* :meth:`Device.energy_status`, :meth:`Device.host_facts` — what can be metered, and where it runs.
+
+A runtime's deployment capabilities live in its own backend module too:
+:meth:`Device.quantizer` (a :class:`Quantizer` that writes a model under a precision policy)
+and :meth:`Device.compile_artifact` (what a bundle deploys). Stages never switch on runtime
+names: they ask the device.
+
+Backends never import the super-network code: they take model paths.
 """
 
 from __future__ import annotations
@@ -15,13 +25,53 @@ from __future__ import annotations
 import os
 import platform
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hwnas.errors import RuntimeMissingError
-from hwnas.types import DeviceSpec
+from hwnas.errors import ConfigError, RuntimeMissingError
+from hwnas.types import DeviceSpec, Measurement, PrecisionPolicy
+
+
+class Quantizer(ABC):
+    """Writes quantized variants of one FP32 ONNX model under precision policies, for one runtime.
+
+    ``layers`` are the node names a policy addresses (the FP32 model's, which the runtime keeps
+    as friendly names); ``weighted_layers`` the convolution / fully connected ones a policy
+    summary counts; ``precisions`` what a policy may ask for; ``suffix`` the file suffix of what
+    :meth:`build` writes (the device loads it).
+    """
+
+    precisions: tuple[str, ...] = ("int8", "fp32")
+    suffix: str = ".onnx"
+
+    @abstractmethod
+    def layers(self) -> list[str]: ...
+
+    @abstractmethod
+    def weighted_layers(self) -> list[str]: ...
+
+    @abstractmethod
+    def build(self, policy: PrecisionPolicy, out: Path) -> Path:
+        """The model under ``policy`` at ``out`` (with this quantizer's suffix)."""
+
+    def check(self, policy: PrecisionPolicy) -> None:
+        """Refuse a policy naming a precision this runtime cannot run, with what it can."""
+        bad = sorted(policy.precisions() - set(self.precisions))
+        if bad:
+            raise ConfigError(f"This runtime cannot run {', '.join(bad)} layers; it offers {', '.join(self.precisions)}.")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compiled model for a bundle: ``path`` (relative to the bundle) is what the device loads."""
+
+    runtime: str
+    path: str
+    note: str = ""
 
 
 class LoadedModel(ABC):
@@ -58,9 +108,14 @@ class Device(ABC):
         self.precision = precision
         self.batch_size = int(batch_size)
         self.options = {k: str(v) for k, v in options.items()}
+        if self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {threads}: pin the runtime's thread count "
+                              f"(this machine has {os.cpu_count()} logical cores).")
         ok, why = self.available()
         if not ok:
             raise RuntimeMissingError(f"Device '{self.name}' is not available: {why}")
+        self._references = None
+        self._meter: tuple[Any, str] | None = None
 
     @classmethod
     @abstractmethod
@@ -86,6 +141,93 @@ class Device(ABC):
             batch_size=self.batch_size, options=tuple(sorted(self.options.items())),
         )
 
+    # ------------------------------------------------------------------ the verbs stages use
+    def references(self):
+        """The reference models loaded on this device, kept warm across measurements."""
+        from hwnas.devices.measure import ReferenceSet
+
+        if self._references is None:
+            self._references = ReferenceSet(self)
+        return self._references
+
+    def measure(self, model: str | os.PathLike, timing=None, reference: str = "auto", energy: bool = False,
+                subject: str | None = None) -> Measurement:
+        """Latency of ``model`` interleaved with a reference (``"auto"``: the closest in latency; a
+        name; ``"none"``: plain timing), peak memory, and energy when ``energy`` and a meter exists."""
+        from hwnas.devices.measure import measure_model
+        from hwnas.devices.timing import TimingConfig
+
+        meter = self.energy_meter() if energy else None
+        return measure_model(self, model, timing or TimingConfig(),
+                             None if reference == "none" else self.references(), reference, subject, meter)
+
+    def outputs(self, model: str | os.PathLike, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Outputs of ``model`` for each input batch (one row per input), run at the model's own batch
+        size; a last partial chunk is padded with zeros and its padding dropped from the outputs."""
+        m = self.load(Path(model))
+        try:
+            batch = m.input_shape[0]
+            for x in batches:
+                outs = []
+                for i in range(0, len(x), batch):
+                    chunk = x[i:i + batch]
+                    k = len(chunk)
+                    if k < batch:
+                        chunk = np.concatenate([chunk, np.zeros((batch - k, *chunk.shape[1:]), chunk.dtype)])
+                    outs.append(m.infer(chunk).reshape(batch, -1)[:k])
+                yield np.concatenate(outs)
+        finally:
+            m.close()
+
+    def runtime_graph(self, model: str | os.PathLike, kernel_times: bool = False) -> dict[str, Any] | None:
+        """What the runtime ran: the executed (fused) graph, with per-layer times where the backend
+        keeps counters. Backends with a kernel profiler override this for ``kernel_times``."""
+        m = self.load(Path(model))
+        try:
+            for _ in range(5):  # per-layer counters (where the backend keeps them) fill while it runs
+                m.run()
+            g = m.runtime_graph()
+        finally:
+            m.close()
+        if g is None:
+            return None
+        out = {"source": "runtime_graph", **g}
+        timed = [p for p in g.get("profiling") or [] if float(p.get("us") or 0) > 0]
+        if timed:  # per-layer times (e.g. OpenVINO with PERF_COUNT): the same shape as ORT's kernel records
+            out["kernels"] = [{"node": p["name"], "op": p.get("op", ""), "us": float(p["us"])} for p in timed]
+        return out
+
+    def energy_meter(self):
+        """The energy meter of this device's hardware, or None (see :meth:`energy_status`)."""
+        if self._meter is None:
+            from hwnas.devices.energy import detect_energy_meter
+
+            self._meter = detect_energy_meter(self.provider())
+        return self._meter[0]
+
+    def energy_status(self) -> tuple[str | None, str]:
+        """(metered domain, "") or (None, why energy cannot be measured here)."""
+        meter = self.energy_meter()
+        return (meter.domain, "") if meter is not None else (None, self._meter[1])
+
+    def host_facts(self) -> dict[str, Any]:
+        """CPU, cores, memory, OS and library versions of the machine the device runs on."""
+        return host_facts()
+
+    # ------------------------------------------------------------------ deployment capabilities
+    def quantizer(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray) -> Quantizer | None:
+        """This runtime's quantizer for ``fp32_onnx`` (calibrated on ``calibration`` inputs), or
+        None when it has none (export then offers FP32 only)."""
+        return None
+
+    def compile_artifact(self, model: Path, bundle_dir: Path) -> Artifact:
+        """What a bundle deploys for ``model`` (already inside ``bundle_dir``). Default: the file itself."""
+        return Artifact(self.runtime, str(Path(model).relative_to(bundle_dir)), "runs the model file directly")
+
+    def close(self) -> None:
+        """Release loaded reference models."""
+        self._references = None
+
 
 def cpu_model() -> str:
     try:
@@ -95,6 +237,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",
+             "amx_bf16", "amx_fp16", "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16")
+"""CPU features that decide which precisions run fast (x86 ``flags`` / Arm ``Features`` in /proc/cpuinfo)."""
 
 
 def host_facts() -> dict[str, Any]:
@@ -113,10 +260,10 @@ def host_facts() -> dict[str, Any]:
     except (OSError, StopIteration, ValueError):
         pass
     try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-        facts["isa"] = sorted(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16")
-                              if f" {f}" in flags)
-    except (OSError, StopIteration):
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith(("flags", "Features"))).split(":", 1)[1].split())
+        facts["isa"] = sorted(flags & set(ISA_FLAGS))
+    except (OSError, StopIteration, IndexError):
         pass
     from importlib import metadata
 
@@ -132,6 +279,23 @@ def host_facts() -> dict[str, Any]:
 
 def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+"""ONNX op types that carry weights: the layers a precision summary counts."""
+
+
+def onnx_nodes(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(name, op type) of every node of an ONNX model; a precision policy addresses nodes by name."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return [(n.name, n.op_type) for n in m.graph.node]
+
+
+def weighted_layers(path: str | os.PathLike) -> list[str]:
+    """Names of the convolution / fully connected nodes of an ONNX model."""
+    return [n for n, op in onnx_nodes(path) if op in WEIGHTED_OPS]
 
 
 def onnx_input_shape(path: str | os.PathLike) -> tuple[int, ...]:

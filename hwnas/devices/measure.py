@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from hwnas.devices.memory import PeakMemory
 from hwnas.devices.reference import REFERENCES, pick_reference, reference_onnx
 from hwnas.devices.timing import TimingConfig, time_interleaved, time_runner, warm_up
 from hwnas.fileio import file_sha256
-from hwnas.types import Measurement
+from hwnas.types import Measurement, utc_now
 
 
 class ReferenceSet:
@@ -28,10 +27,6 @@ class ReferenceSet:
 
     def choose(self, model_ms: float) -> str:
         return pick_reference(model_ms, self.probe_ms)
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def measure_model(
@@ -73,6 +68,6 @@ def measure_model(
         peak_memory_mb=pm.peak_mb,
         energy_mj=energy_mj,
         energy_note=energy_note or ("" if energy_meter is not None else "no energy meter on this device"),
-        when=now_iso(),
+        when=utc_now(),
         extra={"memory_note": pm.reason} if pm.reason else {},
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.devices.base import Device, LoadedModel, onnx_input_shape, random_input
+from hwnas.devices.base import Artifact, Device, LoadedModel, onnx_input_shape, random_input
 from hwnas.errors import ConfigError, DeviceError
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -139,6 +139,29 @@ class OnnxRuntimeCPU(Device):
             raise DeviceError(f"ONNX Runtime cannot load '{onnx_path}': {exc}") from None
         shape = onnx_input_shape(onnx_path)
         return OrtModel(sess, shape, opt_path, onnx_path, self)
+
+    def runtime_graph(self, model: str | os.PathLike, kernel_times: bool = False) -> dict[str, Any] | None:
+        """Per-kernel records from ORT's profiler when ``kernel_times`` (times are inflated by
+        profiling: use them as shares), else the optimised graph ORT runs."""
+        if kernel_times:
+            return {"source": "kernel_profile", "kernels": self.kernel_profile(model, runs=10)}
+        return super().runtime_graph(model)
+
+    def quantizer(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray):
+        """Static INT8 in QDQ form (:mod:`hwnas.devices.onnxruntime_quant`)."""
+        from hwnas.devices.onnxruntime_quant import OrtQuantizer
+
+        return OrtQuantizer(fp32_onnx, workdir, calibration)
+
+    def compile_artifact(self, model: Path, bundle_dir: Path) -> Artifact:
+        """The graph optimised at this session's level as ORT runs it on this CPU (``model.ort-opt.onnx``;
+        layout rewrites make it specific to this machine kind — the portable model stays in the bundle)."""
+        import onnxruntime as ort
+
+        out = bundle_dir / "model.ort-opt.onnx"
+        ort.InferenceSession(str(model), self.session_options(out), providers=self.providers())
+        return Artifact(self.runtime, out.name, f"ORT graph optimisation level {self.options['graph_optimization'].upper()} "
+                        "for this CPU")
 
     def kernel_profile(self, onnx_path: str | os.PathLike, runs: int = 20) -> list[dict[str, Any]]:
         """Per-node kernel times (µs, median over ``runs``) from ORT's profiler, for relative breakdowns.

@@ -19,10 +19,42 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.devices.base import Device, LoadedModel, random_input
+from hwnas.devices.base import Artifact, Device, LoadedModel, random_input
 from hwnas.errors import ConfigError, DeviceError
 
 _PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul")
+_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+def compute_precisions(compiled) -> dict[str, int]:
+    """Element type → number of compute layers (convolutions, fully connected) of the runtime model:
+    what the CPU plugin really runs, after its own choices (INT8 layers show as u8/i8)."""
+    out: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        kind = str(getattr(info["layerType"], "value", info["layerType"])) if "layerType" in info else ""
+        if kind in COMPUTE_LAYERS and "runtimePrecision" in info:
+            prec = str(getattr(info["runtimePrecision"], "value", info["runtimePrecision"]))
+            out[prec] = out.get(prec, 0) + 1
+    return out
+
+
+def check_precision(requested: str, precisions: dict[str, int]) -> None:
+    """Refuse a silent precision change: float compute layers must run at the requested precision
+    (INT8 layers of a quantized model are allowed beside them)."""
+    want = _ELEMENT[requested]
+    floats = {p: n for p, n in precisions.items() if p in ("f32", "bf16", "f16")}
+    if not floats:
+        return  # an all-INT8 model
+    other = {p: n for p, n in floats.items() if p != want}
+    if want not in floats or (requested == "fp32" and other):
+        found = ", ".join(f"{n} {p}" for p, n in sorted(floats.items()))
+        raise DeviceError(f"OpenVINO ran the model's compute layers as {found}, not the requested {requested}: this "
+                          f"CPU {'lacks ' + requested + ' instructions' if requested != 'fp32' else 'changed precision'}"
+                          "; choose another --precision (see 'hwnas devices').")
 
 
 class OpenVINOModel(LoadedModel):
@@ -118,17 +150,28 @@ class OpenVINOCPU(Device):
         model = self.read(path)
         shape = tuple(int(d) for d in model.input(0).get_partial_shape().to_shape())
         compiled = ov.Core().compile_model(model, "CPU", self.config())
-        got = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-        want = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}[_PRECISIONS[self.precision]]
-        if want not in got and _PRECISIONS[self.precision] not in got:
-            raise DeviceError(f"OpenVINO compiled the model at {got}, not the requested {self.precision}.")
+        check_precision(self.precision, compute_precisions(compiled))
         return OpenVINOModel(compiled, shape)
 
-    def compile_artifact(self, onnx_path: Path, bundle_dir: Path) -> Path:
-        """OpenVINO IR (``openvino/model.xml`` + ``.bin``) of an ONNX model, for a bundle."""
+    def quantizer(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray):
+        """NNCF post-training INT8 (:mod:`hwnas.devices.openvino_quant`)."""
+        from hwnas.devices.openvino_quant import NncfQuantizer
+
+        return NncfQuantizer(fp32_onnx, calibration)
+
+    def compile_artifact(self, model: Path, bundle_dir: Path) -> Artifact:
+        """OpenVINO IR (``openvino/model.xml`` + ``.bin``) of the deployed model, for a bundle: an ONNX
+        file is converted; an IR (e.g. written by NNCF) is placed there as it is."""
         import openvino as ov
 
         out = bundle_dir / "openvino" / "model.xml"
         out.parent.mkdir(parents=True, exist_ok=True)
-        ov.save_model(ov.convert_model(str(onnx_path)), str(out), compress_to_fp16=False)
-        return out
+        if model.suffix == ".xml":
+            if model != out:
+                import shutil
+
+                shutil.copyfile(model, out)
+                shutil.copyfile(model.with_suffix(".bin"), out.with_suffix(".bin"))
+            return Artifact(self.runtime, "openvino/model.xml", "OpenVINO IR written by the quantizer")
+        ov.save_model(ov.convert_model(str(model)), str(out), compress_to_fp16=False)
+        return Artifact(self.runtime, "openvino/model.xml", "OpenVINO IR converted from ONNX")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.devices.base import Device, LoadedModel, onnx_input_shape, random_input
+from hwnas.devices.base import Artifact, Device, LoadedModel, onnx_input_shape, random_input
 from hwnas.errors import DeviceError
 
 
@@ -112,10 +112,10 @@ class TVMLLVM(Device):
             return TVMModel(tvm.runtime.load_module(str(path)), shape)
         return TVMModel(self.compile(path), onnx_input_shape(path))
 
-    def compile_artifact(self, onnx_path: Path, bundle_dir: Path) -> Path:
+    def compile_artifact(self, model: Path, bundle_dir: Path) -> Artifact:
         """A shared library for this host (``tvm/model.so`` + ``model.shape``), for a bundle."""
         out = bundle_dir / "tvm" / "model.so"
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.compile(onnx_path).export_library(str(out))
-        out.with_suffix(".shape").write_text(",".join(str(d) for d in onnx_input_shape(onnx_path)))
-        return out
+        self.compile(model).export_library(str(out))
+        out.with_suffix(".shape").write_text(",".join(str(d) for d in onnx_input_shape(model)))
+        return Artifact(self.runtime, "tvm/model.so", f"TVM Relax library for {host_target(self.threads)} (untuned)")

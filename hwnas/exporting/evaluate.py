@@ -1,9 +1,10 @@
-"""Accuracy and latency of an exported model *on the device*, through the Device protocol.
+"""Accuracy and latency of an exported model *on the device*, through the device's verbs only.
 
-Latency is measured interleaved with a reference model and reported reference-normalised
-(``ratio × the reference's median the first time it was measured in this evaluator``), so
-figures taken minutes apart — FP32 vs INT8 vs mixed, or export vs verify — are comparable
-on a drifting machine.
+Latency is measured interleaved with a reference model and put on one scale (the reference
+ratio × a fixed latency of that reference: the search profile's canonical figure when the
+profile was measured on this device, else the reference's latency the first time this evaluator
+met it), so figures taken minutes apart — FP32 vs INT8 vs mixed, or export vs verify — are
+comparable on a drifting machine.
 """
 
 from __future__ import annotations
@@ -13,33 +14,37 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.devices.measure import measure_model
+from hwnas.datasets.base import Split
+from hwnas.devices.base import Device
 from hwnas.devices.timing import TimingConfig
+from hwnas.types import Measurement
 
 EXPORT_TIMING = TimingConfig(runs=100, budget_s=1.5, bursts=8, burst_s=0.04)
 
 
 class DeviceEvaluator:
-    def __init__(self, device, references, x: np.ndarray, y: np.ndarray, timing: TimingConfig = EXPORT_TIMING,
-                 canonical: dict[str, float] | None = None) -> None:
-        self.device, self.refs, self.x, self.y, self.timing = device, references, x, y, timing
-        self.canonical: dict[str, float] = canonical if canonical is not None else {}
+    """Top-1 over ``split`` at ``resolution`` and latency on ``scale`` for models on ``device``."""
+
+    def __init__(self, device: Device, split: Split, resolution: int, scale: dict[str, float] | None = None,
+                 timing: TimingConfig = EXPORT_TIMING) -> None:
+        self.device, self.split, self.resolution, self.timing = device, split, resolution, timing
+        self.scale: dict[str, float] = scale if scale is not None else {}
 
     def accuracy(self, path: str | os.PathLike) -> float:
-        """Top-1 (%) over the evaluator's images, one inference per image as deployed."""
-        m = self.device.load(Path(path))
-        batch = m.input_shape[0]
-        n = len(self.x) - len(self.x) % batch
-        preds = np.concatenate([m.infer(self.x[i:i + batch]).reshape(batch, -1).argmax(1) for i in range(0, n, batch)])
-        m.close()
-        return float((preds == self.y[:n]).mean() * 100.0)
+        """Top-1 (%) over the split's images, inferred at the deployed model's batch size."""
+        labels: list[np.ndarray] = []
 
-    def measure(self, path: str | os.PathLike, reference: str = "auto") -> dict:
-        meas = measure_model(self.device, Path(path), self.timing, self.refs, reference=reference)
-        ref = meas.ref
-        base = self.canonical.setdefault(ref.reference, ref.ref_median_ms)
-        return {"normalized_ms": ref.ratio * base, "median_ms": meas.stats.median_ms, "min_ms": meas.stats.min_ms,
-                "ratio_spread": ref.ratio_spread, "reference": ref.reference, "peak_memory_mb": meas.peak_memory_mb}
+        def inputs():
+            for x, y in self.split.batches(self.resolution):
+                labels.append(y)
+                yield x
+
+        preds = np.concatenate([o.argmax(1) for o in self.device.outputs(Path(path), inputs())])
+        return float((preds == np.concatenate(labels)).mean() * 100.0)
+
+    def measure(self, path: str | os.PathLike, reference: str = "auto") -> Measurement:
+        return self.device.measure(Path(path), self.timing, reference=reference)
 
     def latency(self, path: str | os.PathLike) -> float:
-        return self.measure(path)["normalized_ms"]
+        """Milliseconds on this evaluator's scale."""
+        return self.measure(path).latency_on(self.scale)

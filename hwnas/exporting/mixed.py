@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hwnas.errors import BudgetError
-from hwnas.exporting.policy import PrecisionPolicy, Rule
+from hwnas.types import PrecisionPolicy, Rule
 
 EvalFn = Callable[[Path], float]  # model path → accuracy (%)
 LatencyFn = Callable[[Path], float]  # model path → latency (ms)

@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from hwnas.errors import ConfigError, ProfileError
+from hwnas.errors import ConfigError, NoFittedModelError, ProfileError
 from hwnas.registry import Registry
 
 LATENCY_MODELS: Registry[Any] = Registry("latency model")
@@ -37,11 +37,6 @@ PREFERENCE = ("hybrid", "kernel", "e2e", "lut", "flops")
 """Default choice when a profile stores several models and none has recorded metrics."""
 EXCLUDED_KINDS = ("repeat", "holdout")
 """End-to-end rows never used to fit: re-measurements and held-out evaluation rows."""
-
-
-def model_class(name: str):
-    e = LATENCY_MODELS.entry(name)
-    return getattr(importlib.import_module(e.meta["module"]), e.meta["cls"])
 
 
 def _factory(module: str, cls: str):
@@ -109,7 +104,7 @@ def load_latency_model(prof, name: str | None = None, target: str = "latency_ms"
     target = canonical_target(target)
     stored = {m["name"]: m for m in prof.list_models(space, target)}
     if not stored:
-        raise ProfileError(f"Profile '{prof.root}' stores no fitted '{target}' model for space '{space}': run "
+        raise NoFittedModelError(f"Profile '{prof.root}' stores no fitted '{target}' model for space '{space}': run "
                            f"'hwnas fit {prof.root} --model hybrid{'' if target == 'latency_ms' else ' --target ' + target}'.")
     if name is None:
         docs = {n: json.loads(open(m["path"]).read()) for n, m in stored.items()}
@@ -129,3 +124,58 @@ def load_latency_model(prof, name: str | None = None, target: str = "latency_ms"
     except (OSError, json.JSONDecodeError) as exc:
         raise ProfileError(f"Cannot read fitted model '{path}' ({exc}): refit it with 'hwnas fit'.") from None
     return model_from_json(data, path)
+
+
+def fit_and_score(prof, name: str, target: str = "latency_ms", space: str | None = None, folds: int = 5,
+                  **params: Any):
+    """Fit ``name`` on the profile's fitting rows, with ``metrics_`` from ``folds``-fold cross-validation
+    on those rows (None when there are too few); stores nothing."""
+    from hwnas.latency_models.metrics import cross_val_predict, score
+
+    model = fit_latency_model(prof, name, target=target, space=space, **params)
+    space, archs, y, _ = training_data(prof, model.space_, target)
+    k = min(folds, len(archs))
+    model.metrics_ = ({**score(y, cross_val_predict(prof, name, archs, y, target, space, k, **params)),
+                       "protocol": f"{k}-fold cross-validation on the fitting rows"} if k >= 2 else None)
+    return model
+
+
+def predictor_for(prof, space: str, target: str = "latency_ms", model: str | None = None, on_fit=None):
+    """The profile's stored predictor for ``target``; when none is stored, one is fitted (``model``,
+    else hybrid, else e2e), stored in the profile and reported through ``on_fit(message)``."""
+    try:
+        return load_latency_model(prof, model, target=target, space=space)
+    except NoFittedModelError:
+        pass
+    last: ProfileError | None = None
+    for name in ([model] if model else ["hybrid", "e2e"]):
+        try:
+            m = fit_latency_model(prof, name, target=target, space=space)
+        except ProfileError as exc:
+            last = exc
+            continue
+        prof.save_model(m)
+        if on_fit is not None:
+            on_fit(f"fitted a '{name}' {target} model on the profile (none was stored)")
+        return m
+    raise last if last is not None else ProfileError(f"No model can be fitted for {space}/{target}.")
+
+
+def predict_all(prof, archs, model: str | None = None) -> list[dict[str, Any]]:
+    """Per arch, the prediction of every target the profile stores a model for (latency with
+    ``model`` when given, else each target's best stored model), and which model gave it."""
+    from hwnas.profiles.schema import TARGETS
+
+    sp = archs[0].space
+    prof.check_space(sp)
+    stored = sorted({m["target"] for m in prof.list_models(sp)})
+    if not stored:
+        raise NoFittedModelError(f"Profile '{prof.root}' stores no fitted model for space '{sp}': run "
+                                 f"'hwnas fit {prof.root}'.")
+    rows: list[dict[str, Any]] = [{"arch": a.to_str(), "key": a.key(), "models": {}} for a in archs]
+    for target in [t for t in TARGETS if t in stored]:
+        m = load_latency_model(prof, model if target == "latency_ms" else None, target, sp)
+        for r, v in zip(rows, m.predict(archs)):
+            r[target] = float(v)
+            r["models"][target] = m.name
+    return rows

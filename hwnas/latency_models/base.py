@@ -120,13 +120,13 @@ class LatencyModel:
 
     # ------------------------------------------------------------------ serialisation
     def to_json(self) -> dict[str, Any]:
-        import datetime as _dt
+        from hwnas.types import utc_now
 
         self._check_fitted()
         return {"format": FORMAT, "schema_version": MODEL_SCHEMA_VERSION, "name": self.name,
                 "space": self.space_, "target": self.target_, "params": self.get_params(),
                 "n_samples": self.n_samples_, "device_id": self.device_id_,
-                "fitted": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "fitted": utc_now(),
                 "metrics": getattr(self, "metrics_", None), "state": self._state()}
 
 

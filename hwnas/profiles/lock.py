@@ -7,13 +7,13 @@ time into the file so a second profiler can say who holds it.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import socket
 from pathlib import Path
 
 from hwnas.errors import ProfileError
+from hwnas.types import utc_now
 from hwnas.profiles.schema import LOCK_FILE
 
 
@@ -40,7 +40,7 @@ class ProfileLock:
                 "or write to another --out directory."
             ) from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
-                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "since": utc_now()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd

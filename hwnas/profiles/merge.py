@@ -10,10 +10,11 @@ merged table has one scale. Rows already in the destination are kept as they are
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from hwnas.errors import ProfileError
 from hwnas.profiles.profile import DeviceProfile
-from hwnas.profiles.schema import TABLES
+from hwnas.profiles.schema import TABLES, ProfileRow
 
 
 def merge_profiles(dst: str | os.PathLike | DeviceProfile, src: str | os.PathLike | DeviceProfile) -> dict[str, int]:
@@ -37,13 +38,11 @@ def merge_profiles(dst: str | os.PathLike | DeviceProfile, src: str | os.PathLik
         for table in TABLES:
             df = src.ops_df() if table == "ops" else src.models_df()
             n = 0
-            for row in df.to_dict("records"):
-                row = {k: (None if _isna(v) else v) for k, v in row.items()}
-                if row.get("ref_name") in canon and row.get("ref_ratio") is not None:
-                    row["latency_ms"] = row["ref_ratio"] * canon[row["ref_name"]]
-                if row.get("session") is not None:
-                    row["session"] = int(row["session"]) + offset
-                n += int(dst.add_row(table, row))
+            for rec in df.to_dict("records"):
+                row = ProfileRow.from_record(table, {k: (None if _isna(v) else v) for k, v in rec.items()})
+                lat = row.measurement.latency_on(canon) if row.measurement.ref is not None and \
+                    row.measurement.ref.reference in canon else row.latency_ms
+                n += int(dst.add_row(replace(row, latency_ms=lat, session=row.session + offset)))
             added[table] = n
     return added
 

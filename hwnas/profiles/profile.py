@@ -22,7 +22,19 @@ from hwnas.errors import ProfileError
 from hwnas.fileio import atomic_write_json
 from hwnas.profiles import journal
 from hwnas.profiles.lock import ProfileLock
-from hwnas.profiles.schema import DEVICE_FILE, FORMAT, PREDICTORS_DIR, SCHEMA_VERSION, TABLES, TARGETS
+from hwnas.profiles.schema import (
+    DEVICE_FILE,
+    FORMAT,
+    LOCK_FILE,
+    PREDICTORS_DIR,
+    SCHEMA_VERSION,
+    TABLES,
+    TARGETS,
+    ProfileRow,
+)
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
+"""Where the profiles shipped with hwnas live (read-only in use)."""
 from hwnas.types import DeviceSpec
 
 
@@ -46,9 +58,8 @@ class DeviceProfile:
     def create(cls, path: str | os.PathLike, device_name: str, spec: DeviceSpec, host: dict[str, Any],
                device_options: dict[str, Any] | None = None) -> DeviceProfile:
         """Start a new profile in ``path`` (which must not exist, or be empty)."""
-        import datetime as _dt
-
         import hwnas
+        from hwnas.types import utc_now
 
         root = Path(path)
         if root.exists() and (not root.is_dir() or any(p.name != ".lock" for p in root.iterdir())):
@@ -57,7 +68,7 @@ class DeviceProfile:
             raise ProfileError(f"'{root}' exists and is not an empty directory: choose a new --out for the profile.")
         meta = {
             "format": FORMAT, "schema_version": SCHEMA_VERSION, "hwnas_version": hwnas.__version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             "device": device_name, "device_options": dict(device_options or {}),
             "spec": spec.to_dict(), "spec_id": spec.id(), "host": host,
             "reference": {}, "sessions": [], "spaces": {}, "energy": {}, "memory": {}, "quality": {},
@@ -168,6 +179,40 @@ class DeviceProfile:
     def n_rows(self, table: str) -> int:
         return len(self.row_keys(table))
 
+    # ------------------------------------------------------------------ identity, shipped data
+    @property
+    def shipped(self) -> bool:
+        """A profile shipped inside the hwnas package: data, read-only in use."""
+        return self.root.resolve().is_relative_to(SHIPPED_DIR.resolve())
+
+    def content_id(self) -> str:
+        """Content hash of what the profile holds (device settings and every row's key): the id
+        runs record as their parent; it changes when rows are added."""
+        from hwnas.types import stable_hash
+
+        return stable_hash({"device": self.device_id, **{t: sorted(self.row_keys(t)) for t in TABLES}})
+
+    def copy_to(self, dst: str | os.PathLike) -> DeviceProfile:
+        """A working copy at ``dst`` (which must not exist): rows, settings and fitted models."""
+        import shutil
+
+        dst = Path(dst)
+        if dst.exists() and any(dst.iterdir()):
+            raise ProfileError(f"'{dst}' exists and is not empty: choose another directory for the copy.")
+        self.compact_if_writable()
+        shutil.copytree(self.root, dst, ignore=shutil.ignore_patterns(LOCK_FILE, "evaluation"), dirs_exist_ok=True)
+        return DeviceProfile.open(dst)
+
+    def compact_if_writable(self) -> None:
+        if not self.shipped and any(journal.journal_path(self.root, t).exists() for t in TABLES):
+            with self.writing("compacting"):
+                pass
+
+    def check_writable(self) -> None:
+        if self.shipped:
+            raise ProfileError(f"Profile '{self.root}' ships with hwnas and is read-only: work on a copy "
+                               f"(cp -r {self.root} my-profile) and pass that instead.")
+
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
     def writing(self, purpose: str = "profiling") -> Iterator[DeviceProfile]:
@@ -175,6 +220,7 @@ class DeviceProfile:
         if self._lock is not None:  # re-entrant within one process
             yield self
             return
+        self.check_writable()
         lock = ProfileLock(self.root, purpose).acquire()
         self._lock = lock
         try:
@@ -194,13 +240,13 @@ class DeviceProfile:
         if self._lock is None:
             raise ProfileError("Profile rows can only be added inside 'with profile.writing():' (holds the lock).")
 
-    def add_row(self, table: str, row: dict[str, Any]) -> bool:
+    def add_row(self, row: ProfileRow) -> bool:
         """Append one row; returns False (and writes nothing) if its ``row_key`` is already stored."""
         self._require_lock()
-        key = row["row_key"]
+        table, key = row.table, row.key
         if self.has_row(table, key):
             return False
-        journal.append_row(journal.journal_path(self.root, table), row, stored=self.n_rows(table))
+        journal.append_row(journal.journal_path(self.root, table), row.record(), stored=self.n_rows(table))
         self.row_keys(table).add(key)
         self._frames.pop(table, None)
         return True
@@ -247,6 +293,7 @@ class DeviceProfile:
 
     def save_model(self, model) -> Path:
         """Store a fitted latency/energy/memory model in the profile (JSON, atomic)."""
+        self.check_writable()
         path = self.predictor_path(model.space_, model.target_, model.name)
         try:
             atomic_write_json(path, model.to_json())

@@ -33,13 +33,13 @@ from hwnas.profiling.sampling import (
     reference_archs,
     stratified_archs,
 )
-from hwnas.profiles.schema import MODEL_KINDS, model_row_key, op_row_key
-from hwnas.types import ArchConfig
+from hwnas.profiles.schema import MODEL_KINDS, ProfileRow, model_row_key, op_row_key
+from hwnas.devices.base import Device
+from hwnas.types import ArchConfig, Progress
 
 BuildModel = Callable[[ArchConfig, Path], Any]
 BuildLayer = Callable[[Any, Path], Any]
-Progress = Callable[[str, float, float], None]
-"""``progress(description, done_units, total_units)``; a model counts ``MODEL_UNITS`` op units."""
+# progress(description, done_units, total_units): a model counts MODEL_UNITS op units
 
 MODEL_UNITS = 8.0
 
@@ -56,6 +56,17 @@ def _op_timing():
     from hwnas.devices.timing import TimingConfig
 
     return TimingConfig.quick()
+
+
+def smoke_timings() -> dict[str, Any]:
+    """Settings for ``--quick`` profiles (smoke tests): short timing runs, no retries; figures are noisier."""
+    from hwnas.devices.timing import TimingConfig
+
+    return {"model_timing": TimingConfig(warmup=3, warmup_s=0.0, runs=15, min_runs=5, budget_s=0.1, bursts=3,
+                                         burst_s=0.01, min_burst_runs=3),
+            "op_timing": TimingConfig(warmup=2, warmup_s=0.0, runs=10, min_runs=3, budget_s=0.05, bursts=2,
+                                      burst_s=0.005, min_burst_runs=2),
+            "retries": 0}
 
 
 @dataclass
@@ -127,7 +138,8 @@ def plan(prof: DeviceProfile, settings: ProfileSettings) -> list[Task]:
     return tasks
 
 
-def model_row(arch: ArchConfig, kind: str, repeat: int, device_id: str) -> dict[str, Any]:
+def model_identity(arch: ArchConfig, kind: str, repeat: int, device_id: str) -> dict[str, Any]:
+    """Identity columns of an end-to-end row."""
     from hwnas.supernet.spaces import get_space
 
     if kind not in MODEL_KINDS:
@@ -138,15 +150,57 @@ def model_row(arch: ArchConfig, kind: str, repeat: int, device_id: str) -> dict[
             "params": sp.params(arch), "repeat": repeat}
 
 
-def op_row(layer, space: str, device_id: str) -> dict[str, Any]:
+def op_identity(layer, space: str, device_id: str) -> dict[str, Any]:
+    """Identity columns of a block/op row."""
     return {"row_key": op_row_key(layer.key(), device_id), "space": space, "layer_key": layer.key(),
             "layer": json.dumps(asdict(layer), separators=(",", ":")), "layer_kind": layer.kind,
             "in_hw": layer.in_hw, "macs": layer.macs, "params": layer.params}
 
 
-def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_model: BuildModel,
+@dataclass(frozen=True)
+class ProfileReport:
+    """What one profiling run did: the profile, per-space counts and timings, repeatability, energy."""
+
+    profile: DeviceProfile
+    created: bool
+    spaces: dict[str, dict[str, Any]]
+
+    @property
+    def quality(self) -> dict[str, Any]:
+        return self.profile.meta.get("quality", {})
+
+    @property
+    def energy(self) -> dict[str, Any]:
+        return self.profile.meta.get("energy", {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": str(self.profile.root), "created": self.created, "spaces": self.spaces,
+                "quality": self.quality, "energy": self.energy}
+
+
+def open_or_create(out: str | Path, device_name: str, device: Device) -> tuple[DeviceProfile, bool]:
+    """The profile at ``out``, or a new one for ``device``; returns (profile, created).
+
+    An existing profile must have been made with the same device backend (its exact settings
+    are checked when measuring starts); a non-empty directory that is not a profile is refused.
+    """
+    from hwnas.errors import ProfileError
+    from hwnas.profiles.schema import DEVICE_FILE
+
+    out = Path(out)
+    if (out / DEVICE_FILE).exists():
+        prof = DeviceProfile.open(out)
+        if prof.device_name != device_name:
+            raise ProfileError(f"Profile '{out}' is for device '{prof.device_name}', not '{device_name}'. "
+                               "Use another --out directory.")
+        prof.check_writable()
+        return prof, False
+    return DeviceProfile.create(out, device_name, device.spec(), device.host_facts(), device.options), True
+
+
+def run_profile(prof: DeviceProfile, device: Device, settings: ProfileSettings, build_model: BuildModel,
                 build_layer: BuildLayer | None, progress: Progress | None = None,
-                workdir: str | Path | None = None, note: str = "") -> dict[str, Any]:
+                workdir: str | Path | None = None, note: str = "", config: dict | None = None) -> dict[str, Any]:
     """Measure everything :func:`plan` lists that ``prof`` lacks. Returns counts and timings."""
     from hwnas.profiling.session import MeasureSession
 
@@ -165,7 +219,7 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
         if progress:
             progress("calibrating references", done, total)
         session = MeasureSession(prof, device, energy=settings.energy, kernel_times=settings.kernel_times,
-                                 note=note, retries=settings.retries) if todo else None
+                                 note=note, retries=settings.retries, config=config) if todo else None
         counts["seconds"]["setup"] = time.perf_counter() - t_start
         tmp = Path(tempfile.mkdtemp(prefix="hwnas-profile-", dir=workdir))
         gc.freeze()  # the peak-memory meter collects garbage before each model: skip the long-lived heap
@@ -177,16 +231,16 @@ def run_profile(prof: DeviceProfile, device, settings: ProfileSettings, build_mo
                 path = tmp / "model.onnx"
                 if t.table == "ops":
                     build_layer(t.item, path)
-                    row = {**op_row(t.item, settings.space, prof.device_id),
-                           **session.measure(path, settings.op_timing, energy=False)}
+                    row = session.row("ops", op_identity(t.item, settings.space, prof.device_id), path,
+                                      settings.op_timing, energy=False)
                 else:
                     build_model(t.item, path)
-                    row = {**model_row(t.item, t.kind, t.repeat, prof.device_id),
-                           **session.measure(path, settings.model_timing, energy=settings.energy)}
-                prof.add_row(t.table, row)
+                    row = session.row("models", model_identity(t.item, t.kind, t.repeat, prof.device_id), path,
+                                      settings.model_timing, energy=settings.energy)
+                prof.add_row(row)
                 path.unlink(missing_ok=True)
                 counts["measured"] += 1
-                counts["unstable"] += int(bool(row["unstable"]))
+                counts["unstable"] += int(row.derived["unstable"])
                 counts["seconds"]["holdout" if t.kind == "holdout" else t.table] += time.perf_counter() - t0
                 done += MODEL_UNITS if t.table == "models" else 1.0
         finally:
@@ -217,7 +271,7 @@ def _describe(t: Task) -> str:
 def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: BuildModel, device,
                   kind: str = "search", timing=None, energy: bool = True, kernel_times: bool = True,
                   retries: int = 2, progress: Progress | None = None,
-                  workdir: str | Path | None = None) -> list[dict[str, Any]]:
+                  workdir: str | Path | None = None) -> list[ProfileRow]:
     """Measure ``archs`` end to end on ``device`` and append them to ``prof``; returns one row per arch.
 
     Archs already in the profile are not measured again (their stored row is returned). Used by
@@ -228,7 +282,7 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: 
     from hwnas.profiling.session import MeasureSession
 
     timing = timing or _model_timing()
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, ProfileRow] = {}
     with prof.writing(f"measuring {kind} archs"):
         for sp in sorted({a.space for a in archs}):
             if sp not in prof.spaces:
@@ -245,14 +299,16 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: 
                     progress(f"{kind} {a.to_str()}", i, len(todo))
                 path = tmp / "model.onnx"
                 build_onnx(a, path)
-                row = {**model_row(a, kind, 0, prof.device_id), **session.measure(path, timing, energy=energy)}
-                prof.add_row("models", row)
-                rows[row["row_key"]] = row
+                row = session.row("models", model_identity(a, kind, 0, prof.device_id), path, timing, energy)
+                prof.add_row(row)
+                rows[row.key] = row
                 path.unlink(missing_ok=True)
         finally:
             gc.unfreeze()
             shutil.rmtree(tmp, ignore_errors=True)
-    stored = prof.models_df()
-    by_key = {k: r for k, r in zip(stored["row_key"], stored.to_dict("records"))}
-    return [by_key.get(model_row_key(a.key(), prof.device_id)) or rows[model_row_key(a.key(), prof.device_id)]
-            for a in archs]
+    stored = {k: r for k, r in zip(prof.models_df()["row_key"], prof.models_df().to_dict("records"))}
+    out = []
+    for a in archs:
+        k = model_row_key(a.key(), prof.device_id)
+        out.append(rows[k] if k in rows else ProfileRow.from_record("models", stored[k]))
+    return out

@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
+from hwnas.devices.base import Device
+from hwnas.devices.reference import REFERENCES
 from hwnas.errors import ProfileError
 from hwnas.profiles.profile import DeviceProfile
+from hwnas.profiles.schema import ProfileRow
+from hwnas.types import Measurement, utc_now
 
 PRIMARY_REFERENCE = "ref-medium"
 RETRY_SPREAD = 0.25
@@ -39,11 +42,16 @@ RETRY_PAUSE_S = 0.5
 
 
 class MeasureSession:
-    """Measure ONNX models on ``device`` into ``prof`` (which must be open for writing)."""
+    """Measure models on ``device`` into ``prof`` (which must be open for writing).
 
-    def __init__(self, prof: DeviceProfile, device, energy: bool = True, kernel_times: bool = True,
-                 note: str = "", retries: int = RETRIES) -> None:
-        from hwnas.devices.measure import ReferenceSet, now_iso
+    Only the device's verbs are used (``measure``, ``runtime_graph``, ``energy_status``), so a
+    board reached over a cluster is measured exactly like this machine.
+    """
+
+    def __init__(self, prof: DeviceProfile, device: Device, energy: bool = True, kernel_times: bool = True,
+                 note: str = "", retries: int = RETRIES, config: dict | None = None) -> None:
+        from collections import deque
+
         from hwnas.devices.reference import reference_onnx
         from hwnas.fileio import file_sha256
 
@@ -54,24 +62,18 @@ class MeasureSession:
                 f"{_describe(spec.to_dict())}. Profile it into another --out directory."
             )
         self.prof, self.device, self.retries = prof, device, int(retries)
-        from collections import deque
-
         self._recent_ref: deque[float] = deque(maxlen=9)
-        self.kernel_times = kernel_times and callable(getattr(device, "kernel_profile", None))
-        self.refs = ReferenceSet(device)
+        self.kernel_times = kernel_times
         if not prof.meta.get("reference", {}).get("ms"):
             prof.update_meta(reference={
-                "primary": PRIMARY_REFERENCE, "ms": self._calibrate(), "calibrated": now_iso(),
-                "sha256": {n: file_sha256(reference_onnx(n)) for n in self.refs.models}})
+                "primary": PRIMARY_REFERENCE, "ms": self._calibrate(), "calibrated": utc_now(),
+                "sha256": {n: file_sha256(reference_onnx(n)) for n in REFERENCES}})
         self.canonical = prof.reference_ms_by_name
-        self.meter, why = (None, "energy measurement switched off")
-        if energy:
-            from hwnas.devices.energy import detect_energy_meter
-
-            self.meter, why = detect_energy_meter(spec.provider)
-        self.energy_note = "" if self.meter is not None else f"no energy meter: {why}"
+        domain, why = device.energy_status() if energy else (None, "energy measurement switched off")
+        self.energy = energy and domain is not None
+        self.energy_note = "" if self.energy else f"no energy meter: {why}"
         if not prof.meta.get("energy"):
-            prof.update_meta(energy={"meter": None if self.meter is None else self.meter.domain, "why": why})
+            prof.update_meta(energy={"meter": domain, "why": why})
         if not prof.meta.get("memory"):
             prof.update_meta(memory={
                 "peak_memory_mb": "measured: peak resident memory (VmHWM) of loading and running the model, "
@@ -82,8 +84,9 @@ class MeasureSession:
         self.session_id = len(prof.sessions)
         load = os.getloadavg() if hasattr(os, "getloadavg") else None
         prof.update_meta(sessions=prof.sessions + [{
-            "id": self.session_id, "started": now_iso(), "primary_ms": ref_now,
-            "drift_vs_canonical": ref_now / prof.reference_ms - 1.0, "loadavg": load, "note": note}])
+            "id": self.session_id, "started": utc_now(), "primary_ms": ref_now,
+            "drift_vs_canonical": ref_now / prof.reference_ms - 1.0, "loadavg": load, "note": note,
+            "host": device.host_facts(), "config": config}])
 
     # ------------------------------------------------------------------ references
     def _time_primary(self, rounds: int = 5) -> float:
@@ -91,56 +94,59 @@ class MeasureSession:
         interference moves one of them, not the figure."""
         import numpy as np
 
-        from hwnas.devices.timing import TimingConfig, time_runner
+        from hwnas.devices.reference import reference_onnx
+        from hwnas.devices.timing import TimingConfig
 
-        run = self.refs.models[PRIMARY_REFERENCE].run
         cfg = TimingConfig(warmup=5, runs=60, min_runs=10, budget_s=0.2)
-        return float(np.median([time_runner(run, cfg).median_ms for _ in range(rounds)]))
+        path = reference_onnx(PRIMARY_REFERENCE)
+        return float(np.median([self.device.measure(path, cfg, reference="none").stats.median_ms
+                                for _ in range(rounds)]))
 
     def _calibrate(self) -> dict[str, float]:
-        from hwnas.devices.timing import TimingConfig, time_interleaved
+        from hwnas.devices.reference import reference_onnx
+        from hwnas.devices.timing import TimingConfig
 
         primary = self._time_primary()
         out = {PRIMARY_REFERENCE: primary}
-        for name, m in self.refs.models.items():
+        for name in REFERENCES:
             if name != PRIMARY_REFERENCE:
-                _, ratio, _ = time_interleaved(m.run, self.refs.models[PRIMARY_REFERENCE].run,
-                                               TimingConfig(bursts=8), PRIMARY_REFERENCE)
-                out[name] = ratio.ratio * primary
+                m = self.device.measure(reference_onnx(name), TimingConfig(bursts=8), reference=PRIMARY_REFERENCE)
+                out[name] = m.ref.ratio * primary
         return out
 
     # ------------------------------------------------------------------ one model
-    def measure(self, onnx_path: str | os.PathLike, timing, energy: bool = True) -> dict[str, Any]:
-        """Columns common to op and model rows for the model at ``onnx_path``."""
-        from hwnas.devices.measure import measure_model
+    def measure(self, onnx_path: str | os.PathLike, timing, energy: bool = True) -> tuple[Measurement, dict[str, Any]]:
+        """``(measurement, derived columns)`` for the model at ``onnx_path``: re-measured when a burst
+        of foreign load hit it; derived = analytic memory, what the runtime ran, ``unstable``."""
         from hwnas.devices.onnx_memory import analytic_memory
 
-        meter = self.meter if energy else None
-        m = measure_model(self.device, onnx_path, timing, self.refs, energy_meter=meter)
+        energy = energy and self.energy
+        m = self.device.measure(onnx_path, timing, energy=energy)
         for _ in range(self.retries):
             if not self._transient(m):
                 break
             time.sleep(RETRY_PAUSE_S)  # let a burst of foreign load pass, then measure again
-            m2 = measure_model(self.device, onnx_path, timing, self.refs, energy_meter=meter)
+            m2 = self.device.measure(onnx_path, timing, energy=energy)
             m = min((m, m2), key=self._badness)
-        self._recent_ref.append(m.ref.ref_median_ms / self.canonical[m.ref.reference])
-        s, ref = m.stats, m.ref
+        self._recent_ref.append(self._ref_level(m))
+        if not energy:
+            note = self.energy_note if self.energy_note else "energy not measured for ops"
+            m = replace(m, energy_mj=None, energy_note=note)
         mem = analytic_memory(onnx_path)
-        row: dict[str, Any] = {
-            "session": self.session_id, "when": m.when, "model_sha256": m.model_sha256,
-            **{k: v for k, v in asdict(s).items()}, "spread": s.spread,
-            "unstable": bool(s.unstable or self._disturbed(m)),
-            "ref_name": ref.reference, "ref_ratio": ref.ratio, "ref_ratio_spread": ref.ratio_spread,
-            "ref_n_bursts": ref.n_bursts, "ref_session_ms": ref.ref_median_ms,
-            "latency_ms": ref.ratio * self.canonical[ref.reference],
-            "peak_memory_mb": m.peak_memory_mb, "weights_mb": mem.weights_mb,
-            "activations_mb": mem.peak_activations_mb, "analytic_memory_mb": mem.total_mb,
-            "energy_mj": m.energy_mj,
-            "energy_note": m.energy_note if m.energy_mj is not None else (self.energy_note if energy else
-                                                                         "energy not measured for ops"),
-            "runtime_graph": json.dumps(self.runtime_graph(onnx_path), separators=(",", ":")),
-        }
-        return row
+        derived = {"weights_mb": mem.weights_mb, "activations_mb": mem.peak_activations_mb,
+                   "analytic_memory_mb": mem.total_mb,
+                   "runtime_graph": json.dumps(self.device.runtime_graph(onnx_path, self.kernel_times),
+                                               separators=(",", ":"))}
+        # a row whose reference moved far from its canonical latency is flagged too (a persistent change
+        # of machine state, which retrying cannot undo)
+        derived["unstable"] = bool(m.stats.unstable or self._disturbed(m))
+        return m, derived
+
+    def row(self, table: str, identity: dict[str, Any], onnx_path: str | os.PathLike, timing,
+            energy: bool = True) -> ProfileRow:
+        """Measure ``onnx_path`` and build its profile row on this profile's scale."""
+        m, derived = self.measure(onnx_path, timing, energy)
+        return ProfileRow(table, identity, m, m.latency_on(self.canonical), self.session_id, derived)
 
     def _ref_level(self, m) -> float:
         """The reference's latency during this measurement relative to its canonical figure."""
@@ -162,27 +168,6 @@ class MeasureSession:
     def _badness(self, m) -> float:
         return max(m.ref.ratio_spread / RETRY_SPREAD,
                    abs(self._ref_level(m) / self._typical_level() - 1.0) / RETRY_REF_DRIFT)
-
-    def runtime_graph(self, onnx_path: str | os.PathLike) -> dict[str, Any] | None:
-        """What the runtime ran: per-kernel records from the backend's kernel profiler where it has
-        one (times are inflated by profiling: use them as shares), else the optimised graph."""
-        if self.kernel_times:
-            ks = self.device.kernel_profile(onnx_path, runs=10)
-            return {"source": "kernel_profile", "kernels": ks}
-        model = self.device.load(Path(onnx_path))
-        try:
-            for _ in range(5):  # per-layer counters (where the backend keeps them) fill while it runs
-                model.run()
-            g = model.runtime_graph()
-        finally:
-            model.close()
-        if g is None:
-            return None
-        out = {"source": "runtime_graph", **g}
-        timed = [p for p in g.get("profiling") or [] if float(p.get("us") or 0) > 0]
-        if timed:  # per-layer times (e.g. OpenVINO with PERF_COUNT): the same shape as ORT's kernel records
-            out["kernels"] = [{"node": p["name"], "op": p.get("op", ""), "us": float(p["us"])} for p in timed]
-        return out
 
 
 def _describe(spec: dict[str, Any]) -> str:

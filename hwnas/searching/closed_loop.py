@@ -2,18 +2,20 @@
 
 Round by round:
 
-1. NSGA-II on the current predictors (warm-started from the previous round's front);
-   subnets already measured use their *measured* figures instead of predictions.
-2. The top-``k`` candidates that meet every budget as predicted, by the first (maximised)
-   objective, and are not yet measured, are measured on the device (``measure`` is
-   injected: export + run on the real runtime, appended to the profile by the caller).
-3. If the best candidate of the front has been measured and meets every budget, stop.
-   Otherwise, when a measurement broke a budget or missed its prediction by more than the
-   model's error ``tolerance``, ``refit`` (injected) returns predictors refitted with the new
-   measurements, and the search resumes.
+1. the algorithm on the current predictors (warm-started from the previous round's front);
+   subnets already measured use their *measured* figures instead of predictions;
+2. the top-``k`` candidates that meet every budget as predicted, by the quality objective, and
+   are not yet measured, are measured on the device (``DeviceCheck.measure``: export + run on the
+   real runtime — the caller stores the rows);
+3. if the best candidate has been measured and meets every budget, stop. Otherwise, when a
+   measurement broke a budget or missed its prediction by more than ``tolerance``,
+   ``DeviceCheck.refit`` returns predictors refitted with the new measurements, and the search resumes.
 
-It stops when the chosen subnet meets the budget *as measured*, or when ``max_measurements``
-are spent (then it reports the best measured subnet that meets the budget, if any).
+A budget is judged only on a measured figure: a candidate whose budgeted metric came back
+unmeasured is "not measured", never "met", and a budget on a metric the device check cannot
+measure is refused before the search starts. It stops when the chosen subnet meets every budget
+as measured, or when ``max_measurements`` are spent (then it reports the best measured subnet
+that meets them, if any).
 """
 
 from __future__ import annotations
@@ -23,138 +25,157 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hwnas.searching.algorithms import Termination, nsga2
+from hwnas.errors import ConfigError
+from hwnas.searching.algorithms import Termination
 from hwnas.searching.front import build_front
-from hwnas.searching.objectives import Constraint, Objective
+from hwnas.searching.objectives import Objective, from_predictor
 from hwnas.searching.problem import ArchProblem
 from hwnas.types import ArchConfig, Candidate, ParetoFront
 
-MeasureFn = Callable[[list[ArchConfig]], list[dict[str, float]]]
-RefitFn = Callable[[list[ArchConfig], list[dict[str, float]]], dict[str, object]]
+Measured = dict[str, "float | None"]
+MeasureFn = Callable[[list[ArchConfig]], list[Measured]]
+RefitFn = Callable[[list[ArchConfig], list[Measured]], "dict[str, object] | None"]
 
 
 @dataclass
-class LoopReport:
-    front: ParetoFront
-    met: bool
-    rounds: list[dict] = field(default_factory=list)
-    checks: list[dict] = field(default_factory=list)  # predicted vs measured per re-measured subnet
+class DeviceCheck:
+    """How the closed loop reaches the device: ``measure(archs)`` returns, per arch, the figures of
+    ``metrics`` (None where not measured); ``refit(archs, measured)`` returns refitted predictors
+    by objective name (or None to keep them); ``unmeasurable`` says why a metric cannot be measured."""
+
+    measure: MeasureFn
+    metrics: tuple[str, ...]
+    refit: RefitFn | None = None
+    top_k: int = 3
+    max_measurements: int = 12
+    max_rounds: int = 6
+    tolerance: float = 0.10
+    unmeasurable: dict[str, str] = field(default_factory=dict)
 
 
-def closed_loop(space, accuracy: Objective, predictors: dict[str, object], budgets: dict[str, float],
-                measure: MeasureFn, refit: RefitFn | None = None, extra_objectives: Sequence[Objective] = (),
-                termination: Termination = Termination(generations=30), pop_size: int = 50, top_k: int = 3,
-                max_measurements: int = 12, max_rounds: int = 6, tolerance: float = 0.10, seed: int = 0,
-                resolutions: Sequence[int] | None = None, progress: Callable[[str], None] | None = None
-                ) -> LoopReport:
-    """Search under ``budgets`` (objective name → upper bound) with measured verification.
+def meets(m: Measured, budgets: dict[str, float]) -> bool:
+    """Every budget met *as measured*; an unmeasured budgeted metric never counts as met."""
+    return all(m.get(n) is not None and m[n] <= b for n, b in budgets.items())
 
-    ``predictors`` maps a minimised objective name (``latency_ms``, ``memory_mb``, ...) to an
-    object with ``predict(archs)``; ``measure(archs)`` returns, per arch, the measured figures
-    under the same names; ``refit(archs, measured)`` returns updated predictors (or None to
-    keep them).
-    """
-    measured: dict[str, dict[str, float]] = {}
+
+def status(m: Measured, budgets: dict[str, float]) -> str:
+    if any(m.get(n) is None for n in budgets):
+        return "not measured"
+    return "met" if meets(m, budgets) else "over budget"
+
+
+def closed_loop(problem, algorithm, termination: Termination, check: DeviceCheck, progress=None) -> ParetoFront:
+    """Search ``problem`` (a :class:`~hwnas.searching.run.SearchProblem`) with measured verification."""
+    _refuse_unmeasurable(problem.budgets, check)
+    quality = problem.quality
+    measured: dict[str, Measured] = {}
     checks: list[dict] = []
     rounds: list[dict] = []
     initial: list[ArchConfig] | None = None
-    preds = dict(predictors)
-    front: ParetoFront | None = None
-    for rnd in range(max_rounds):
-        objs = [accuracy] + [_objective(name, p, measured) for name, p in preds.items()] + list(extra_objectives)
-        by_name = {o.name: o for o in objs}
-        cons = [Constraint(n, by_name[n].fn, b) for n, b in budgets.items() if n in by_name]
-        problem = ArchProblem(space, objs, cons, resolutions)
-        evaluated = nsga2(problem, termination, pop_size, seed + rnd, initial)
-        front = build_front(problem, evaluated)
-        feas = [c for c in front.candidates if c.feasible]
-        order = sorted(feas, key=lambda c: -c.objectives[accuracy.name] if accuracy.direction == "max"
-                       else c.objectives[accuracy.name])
-        info = {"round": rnd + 1, "evaluated": problem.n_evals, "front": len(front.candidates),
-                "feasible": len(feas)}
-        if not order:
-            rounds.append(info)
-            break
-        top = order[0]
-        if top.arch.key() in measured and _meets(measured[top.arch.key()], budgets):
-            rounds.append({**info, "stop": "best candidate meets the budget as measured"})
-            break
-        if len(measured) >= max_measurements:
-            rounds.append({**info, "stop": "measurement budget spent"})
-            break
-        todo = [c.arch for c in order if c.arch.key() not in measured][: min(top_k, max_measurements - len(measured))]
-        if not todo:
-            rounds.append({**info, "stop": "every feasible candidate measured"})
-            break
-        results = measure(todo)
-        needs_refit = False
-        for a, m in zip(todo, results):
-            measured[a.key()] = dict(m)
-            pred = {n: float(np.asarray(p.predict([a]))[0]) for n, p in preds.items()}
-            row = {"arch": a.to_str(), "round": rnd + 1}
-            for n in m:
-                if n in pred:
-                    err = (m[n] - pred[n]) / max(pred[n], 1e-12)
-                    row.update({f"{n}_predicted": pred[n], f"{n}_measured": m[n], f"{n}_error": err})
-                    needs_refit |= abs(err) > tolerance
-            row["meets_budget"] = _meets(m, budgets)
-            needs_refit |= not row["meets_budget"]
-            checks.append(row)
-        info["measured"] = len(todo)
+    objectives = list(problem.objectives)
+    for rnd in range(check.max_rounds):
+        pr = problem.with_objectives([_measured_first(o, measured) if o.name in check.metrics else o
+                                      for o in objectives]).arch_problem()
+        front = build_front(pr, algorithm.run(pr, termination, initial, rnd))
+        todo, info = _next_to_measure(front, quality, measured, check, pr, rnd)
         rounds.append(info)
+        if not todo:
+            break
+        results = check.measure(todo)
+        refit = _record(todo, results, objectives, problem.budgets, measured, checks, rnd, check.tolerance)
+        rounds[-1]["measured"] = len(todo)
         if progress is not None:
-            progress(f"round {rnd + 1}: {problem.n_evals} subnets evaluated, measured {len(todo)}, "
-                     f"{sum(r['meets_budget'] for r in checks[-len(todo):])} meet the budget")
-        if needs_refit and refit is not None:
-            new = refit(todo, results)
-            if new:
-                preds.update(new)
+            progress(f"round {rnd + 1}: {pr.n_evals} subnets evaluated, measured {len(todo)}, "
+                     f"{sum(r['status'] == 'met' for r in checks[-len(todo):])} meet the budget as measured")
+        if refit and check.refit is not None:
+            new = check.refit(todo, results) or {}
+            objectives = [from_predictor(o.name, new[o.name]) if o.name in new else o for o in objectives]
         initial = [c.arch for c in front.candidates]
-    assert front is not None
-    return _finish(front, problem, measured, budgets, accuracy, rounds, checks)
+    return _finish(front, pr, measured, problem.budgets, quality, rounds, checks)
 
 
-def _objective(name: str, predictor, measured: dict[str, dict[str, float]]) -> Objective:
+def _refuse_unmeasurable(budgets: dict[str, float], check: DeviceCheck) -> None:
+    for n in budgets:
+        if n not in check.metrics:
+            why = check.unmeasurable.get(n, "the device check does not measure it")
+            raise ConfigError(f"A {n} budget cannot be judged as measured here ({why}). Drop the budget, or search "
+                              "without the closed loop (--no-closed-loop) to rank on predictions alone.")
+
+
+def _measured_first(o: Objective, measured: dict[str, Measured]) -> Objective:
     def fn(archs):
-        out = np.asarray(predictor.predict(list(archs)), dtype=float).copy()
+        out = np.asarray(o(archs), dtype=float).copy()
         for i, a in enumerate(archs):
-            m = measured.get(a.key())
-            if m is not None and name in m:
-                out[i] = m[name]
+            v = measured.get(a.key(), {}).get(o.name)
+            if v is not None:
+                out[i] = v
         return out
 
-    return Objective(name, fn, "min")
+    return Objective(o.name, fn, o.direction)
 
 
-def _meets(m: dict[str, float], budgets: dict[str, float]) -> bool:
-    return all(m.get(n, -np.inf) <= b for n, b in budgets.items() if n in m)
+def _next_to_measure(front: ParetoFront, quality: Objective, measured, check: DeviceCheck, pr: ArchProblem,
+                     rnd: int) -> tuple[list[ArchConfig], dict]:
+    feas = sorted((c for c in front.candidates if c.feasible), key=lambda c: -c.objectives[quality.name])
+    info = {"round": rnd + 1, "evaluated": pr.n_evals, "front": len(front.candidates), "feasible": len(feas)}
+    if not feas:
+        return [], info
+    top = feas[0]
+    if top.arch.key() in measured and meets(measured[top.arch.key()], front.budgets):
+        return [], {**info, "stop": "best candidate meets the budget as measured"}
+    if len(measured) >= check.max_measurements:
+        return [], {**info, "stop": "measurement budget spent"}
+    room = min(check.top_k, check.max_measurements - len(measured))
+    todo = [c.arch for c in feas if c.arch.key() not in measured][:room]
+    return todo, (info if todo else {**info, "stop": "every feasible candidate measured"})
 
 
-def _finish(front: ParetoFront, problem: ArchProblem, measured, budgets, accuracy: Objective, rounds,
-            checks) -> LoopReport:
-    """Attach measurements; keep every measured subnet (also those that fell off the front),
-    and choose the most accurate one that meets every budget as measured."""
+def _record(todo, results, objectives, budgets, measured, checks, rnd, tolerance) -> bool:
+    """Store measurements and predicted-vs-measured checks; True when the predictors need a refit."""
+    preds = {o.name: o for o in objectives}
+    needs_refit = False
+    for a, m in zip(todo, results):
+        measured[a.key()] = dict(m)
+        row = {"arch": a.to_str(), "round": rnd + 1}
+        for n, v in m.items():
+            if n in preds and v is not None:
+                p = float(preds[n]([a])[0])
+                err = (v - p) / max(p, 1e-12)
+                row.update({f"{n}_predicted": p, f"{n}_measured": v, f"{n}_error": err})
+                needs_refit |= abs(err) > tolerance
+        row["status"] = status(m, budgets)
+        row["meets_budget"] = row["status"] == "met"
+        needs_refit |= not row["meets_budget"]
+        checks.append(row)
+    return needs_refit
+
+
+def _finish(front: ParetoFront, problem: ArchProblem, measured, budgets, quality: Objective, rounds,
+            checks) -> ParetoFront:
+    """Attach measurements; keep every measured subnet (also those that fell off the front), and
+    choose the most accurate one that meets every budget as measured."""
     on_front = {c.arch.key() for c in front.candidates}
-    extra = [ArchConfig.parse(r["arch"]) for r in checks]
-    extra = list({a.key(): a for a in extra if a.key() not in on_front}.values())
+    extra = list({a.key(): a for a in (ArchConfig.parse(r["arch"]) for r in checks)
+                  if a.key() not in on_front}.values())
     pool = list(front.candidates)
     if extra:
-        f, g = problem.evaluate_archs(extra)
-        for j, a in enumerate(extra):
-            objs = {o.name: float(f[j, i]) for i, o in enumerate(problem.objectives)}
-            pool.append(Candidate(a, objs, True))
-    predicted_at_measure = {ArchConfig.parse(r["arch"]).key(): {k[: -len("_predicted")]: v for k, v in r.items()
-                                                                 if k.endswith("_predicted")} for r in checks}
+        f, _ = problem.evaluate_archs(extra)
+        pool += [Candidate(a, {o.name: float(f[j, i]) for i, o in enumerate(problem.objectives)}, True)
+                 for j, a in enumerate(extra)]
+    at_measure = {ArchConfig.parse(r["arch"]).key(): {k[: -len("_predicted")]: v for k, v in r.items()
+                                                       if k.endswith("_predicted")} for r in checks}
     cands: list[Candidate] = []
     for c in pool:
         m = measured.get(c.arch.key())
         # objectives keep the *predictions* (the search itself used the measured figures once known)
-        objs = {**c.objectives, **predicted_at_measure.get(c.arch.key(), {})}
-        cands.append(replace(c, objectives=objs, measured=m, feasible=c.feasible if m is None else _meets(m, budgets)))
-    sign = -1.0 if accuracy.direction == "max" else 1.0
-    ok_measured = [i for i, c in enumerate(cands) if c.measured is not None and c.feasible]
-    best = min(ok_measured, key=lambda i: sign * cands[i].objectives[accuracy.name]) if ok_measured else None
-    met = best is not None
-    meta = dict(front.meta)
-    meta.update({"closed_loop": {"rounds": rounds, "checks": checks, "met": met}})
-    return LoopReport(replace(front, candidates=tuple(cands), best=best, meta=meta), met, rounds, checks)
+        objs = {**c.objectives, **at_measure.get(c.arch.key(), {})}
+        cands.append(replace(c, objectives=objs, measured=None if m is None else {k: v for k, v in m.items()
+                                                                                 if v is not None},
+                             feasible=c.feasible if m is None else meets(m, budgets)))
+    ok = [i for i, c in enumerate(cands) if c.measured is not None and c.feasible]
+    best = max(ok, key=lambda i: cands[i].objectives[quality.name]) if ok else None
+    meta = {**front.meta, "closed_loop": {"rounds": rounds, "checks": checks, "met": best is not None}}
+    return replace(front, candidates=tuple(cands), best=best, meta=meta)
+
+
+__all__: Sequence[str] = ["DeviceCheck", "closed_loop", "meets", "status"]

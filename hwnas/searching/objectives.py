@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwnas.errors import ConfigError
 from hwnas.types import ArchConfig
 
 BatchFn = Callable[[Sequence[ArchConfig]], np.ndarray]
@@ -28,7 +29,7 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.direction not in ("min", "max"):
-            raise ValueError(f"direction must be 'min' or 'max', got {self.direction!r}")
+            raise ConfigError(f"An objective's direction is 'min' or 'max', got {self.direction!r}.")
 
     def __call__(self, archs: Sequence[ArchConfig]) -> np.ndarray:
         return np.asarray(self.fn(archs), dtype=float).reshape(len(archs))
@@ -73,5 +74,5 @@ def params(space) -> Objective:
 def budget(objective: Objective, upper: float) -> Constraint:
     """A budget on a minimised objective, e.g. ``budget(latency, 2.0)``."""
     if objective.direction != "min":
-        raise ValueError(f"a budget needs a minimised objective; '{objective.name}' is maximised")
+        raise ConfigError(f"A budget needs a minimised objective; '{objective.name}' is maximised.")
     return Constraint(objective.name, objective.fn, float(upper))

@@ -34,7 +34,9 @@ class ArchProblem(Problem):
         self.objectives = list(objectives)
         self.constraints = list(constraints)
         if not self.objectives:
-            raise ValueError("at least one objective is needed")
+            from hwnas.errors import ConfigError
+
+            raise ConfigError("A search problem needs at least one objective.")
         ch = self.space.gene_choices
         xu = np.array([len(c) - 1 for c in ch])
         xl = np.zeros(len(ch), dtype=int)

@@ -26,7 +26,16 @@ from torch import nn
 
 from hwnas.errors import ArchError
 from hwnas.supernet.spaces import SearchSpace, get_space
-from hwnas.supernet.static import BN_EPS, BN_MOMENTUM, ConvBNAct, Linear, ResidualBlock, init_weights, make_act
+from hwnas.supernet.static import (
+    BN_EPS,
+    BN_MOMENTUM,
+    ConvBNAct,
+    Linear,
+    ResidualBlock,
+    SqueezeExcite,
+    init_weights,
+    make_act,
+)
 from hwnas.types import ArchConfig
 
 
@@ -88,22 +97,6 @@ class DynamicDepthwise(nn.Module):
         return F.conv2d(x, self.active_filter(c, k), None, self.stride, k // 2, 1, c)
 
 
-class DynamicSE(nn.Module):
-    def __init__(self, channels: int, mid: int) -> None:
-        super().__init__()
-        self.fc = nn.Module()
-        self.fc.reduce = nn.Conv2d(channels, mid, 1, bias=True)
-        self.fc.expand = nn.Conv2d(mid, channels, 1, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        m = SearchSpace.se_channels(c)
-        y = x.mean((2, 3), keepdim=True)
-        y = F.relu(F.conv2d(y, self.fc.reduce.weight[:m, :c], self.fc.reduce.bias[:m]))
-        y = F.hardsigmoid(F.conv2d(y, self.fc.expand.weight[:c, :m], self.fc.expand.bias[:c]))
-        return x * y
-
-
 class _Sub(nn.Module):
     """Container giving OFA's ``depth_conv.{conv,bn,se}`` nesting."""
 
@@ -118,7 +111,7 @@ class DynamicMBConv(nn.Module):
         self.depth_conv.conv = DynamicDepthwise(max_mid, kernel_choices, stride)
         self.depth_conv.bn = DynamicBN(max_mid)
         if se:
-            self.depth_conv.se = DynamicSE(max_mid, SearchSpace.se_channels(max_mid))
+            self.depth_conv.se = SqueezeExcite(max_mid, SearchSpace.se_channels(max_mid), elastic=True)
         self.point_linear = _Sub()
         self.point_linear.conv = DynamicConv(max_mid, cout)
         self.point_linear.bn = DynamicBN(cout)

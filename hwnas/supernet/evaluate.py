@@ -112,3 +112,21 @@ def evaluate_subnet(supernet, arch: ArchConfig, calib: Split, data: Split,
     net = extract(supernet, arch)
     recalibrate_bn(net, calib, arch, n_calib)
     return top1(predict_logits(net, data, arch), data.labels)
+
+
+def evaluate_candidates(front, supernet, calib: Split, data: Split, n: int = 3, progress=None):
+    """The front with its first ``n`` recommended candidates (the best, then the measured ones) evaluated
+    on the super-network (BN recalibrated on ``calib``, top-1 on ``data``) as ``measured['accuracy_top1']``."""
+    from dataclasses import replace
+
+    order = ([front.best] if front.best is not None else []) + [
+        i for i, c in enumerate(front.candidates) if c.measured is not None and i != front.best]
+    cands = list(front.candidates)
+    for i in order[:n]:
+        a = evaluate_subnet(supernet, cands[i].arch, calib, data)
+        cands[i] = replace(cands[i], measured={**(cands[i].measured or {}), "accuracy_top1": a})
+        if progress is not None:
+            pred = cands[i].objectives.get("accuracy_top1")
+            progress(f"{cands[i].arch.to_str()}: {a:.2f} % on the super-network"
+                     + (f" (predicted {pred:.2f} %)" if pred is not None else ""))
+    return replace(front, candidates=tuple(cands))

@@ -88,7 +88,7 @@ class LayerSpec:
             return f"Conv_2-input:1x1x{self.in_ch}-output:1x1x{self.out_ch}"
         if self.kind == "classifier":
             return f"Logits-input:1x1x{self.in_ch}-output:{self.out_ch}"
-        raise ValueError(self.kind)
+        raise ArchError(f"Unknown layer kind '{self.kind}'.")
 
     @property
     def macs(self) -> int:

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.supernet.spaces import LayerSpec
+from hwnas.errors import ArchError
+
+from hwnas.supernet.spaces import LayerSpec, SearchSpace
 
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
@@ -30,7 +32,7 @@ def make_act(name: str) -> nn.Module | None:
         return nn.Hardswish()
     if name in ("", "none", None):
         return None
-    raise ValueError(f"unknown activation {name!r}")
+    raise ArchError(f"Unknown activation {name!r}; the block family uses relu and h_swish.")
 
 
 def init_weights(module: nn.Module) -> None:
@@ -68,19 +70,28 @@ class ConvBNAct(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """SE with OFA's module names (``fc.reduce``/``fc.expand``); reduce is always ReLU, gate is h_sigmoid."""
+    """SE with OFA's module names (``fc.reduce``/``fc.expand``); reduce is always ReLU, gate is h_sigmoid.
 
-    def __init__(self, channels: int, mid: int) -> None:
+    ``elastic``: inside the super-network the active channels are the input's first ``c`` and the
+    squeezed width is the space's ``se_channels(c)``, so the weights are sliced per forward; a
+    static subnet's SE runs its own (already sliced) convolutions.
+    """
+
+    def __init__(self, channels: int, mid: int, elastic: bool = False) -> None:
         super().__init__()
         self.fc = nn.Module()
         self.fc.reduce = nn.Conv2d(channels, mid, 1, bias=True)
         self.fc.expand = nn.Conv2d(mid, channels, 1, bias=True)
+        self.elastic = elastic
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x.mean((2, 3), keepdim=True)
-        y = F.relu(self.fc.reduce(y))
-        y = F.hardsigmoid(self.fc.expand(y))
-        return x * y
+        if not self.elastic:
+            return x * F.hardsigmoid(self.fc.expand(F.relu(self.fc.reduce(y))))
+        c = x.shape[1]
+        m = SearchSpace.se_channels(c)
+        y = F.relu(F.conv2d(y, self.fc.reduce.weight[:m, :c], self.fc.reduce.bias[:m]))
+        return x * F.hardsigmoid(F.conv2d(y, self.fc.expand.weight[:c, :m], self.fc.expand.bias[:c]))
 
 
 class DepthConv(ConvBNAct):
@@ -153,7 +164,7 @@ def build_layer(spec: LayerSpec) -> nn.Module:
         return ConvBNAct(spec.in_ch, spec.out_ch, 1, act="h_swish", bn=False)
     if spec.kind == "classifier":
         return nn.Sequential(Flatten(), Linear(spec.in_ch, spec.out_ch))
-    raise ValueError(spec.kind)
+    raise ArchError(f"Unknown layer kind '{spec.kind}'.")
 
 
 class StaticMBV3(nn.Module):

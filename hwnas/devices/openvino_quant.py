@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnas.devices.base import Quantizer, onnx_nodes, weighted_layers
 from hwnas.errors import ConfigError
-from hwnas.exporting.policy import PrecisionPolicy
+from hwnas.types import PrecisionPolicy
 
 
 def quantize(onnx_path: str | os.PathLike, out_xml: str | os.PathLike, policy: PrecisionPolicy,
@@ -53,3 +54,24 @@ def quantize(onnx_path: str | os.PathLike, out_xml: str | os.PathLike, policy: P
 def _quantizable(name: str) -> bool:
     """Only weighted layers need ignoring; activations follow their producers."""
     return re.search(r"/(Conv|Gemm|MatMul)(/|$)", name) is not None or name.endswith(("Conv", "Gemm", "MatMul"))
+
+
+class NncfQuantizer(Quantizer):
+    """INT8 IR variants of one FP32 model for OpenVINO (NNCF); layers outside INT8 stay float."""
+
+    precisions = ("int8", "fp32")
+    suffix = ".xml"
+
+    def __init__(self, fp32_onnx: Path, calibration: np.ndarray) -> None:
+        self.fp32 = Path(fp32_onnx)
+        self.calibration = calibration
+
+    def layers(self) -> list[str]:
+        return [n for n, _ in onnx_nodes(self.fp32)]
+
+    def weighted_layers(self) -> list[str]:
+        return weighted_layers(self.fp32)
+
+    def build(self, policy: PrecisionPolicy, out: Path) -> Path:
+        self.check(policy)
+        return quantize(self.fp32, Path(out).with_suffix(self.suffix), policy, self.calibration)

@@ -8,6 +8,7 @@ real training images at the subnet's resolution, ranges averaged over the calibr
 turn it on for those.
 
 Layers a policy keeps in FP32 are passed as ``nodes_to_exclude`` — ORT's own mechanism.
+:class:`OrtQuantizer` is what the ``onnxruntime-*`` devices hand to the export stage.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnas.devices.base import Quantizer, onnx_nodes, weighted_layers
 from hwnas.errors import ConfigError
-from hwnas.exporting.policy import PrecisionPolicy
+from hwnas.types import PrecisionPolicy
 
-QUANT_OPS = ("Conv", "Gemm", "MatMul")
 
 
 def preprocess(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
@@ -31,19 +32,6 @@ def preprocess(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     out = Path(out_path)
     quant_pre_process(str(fp32_path), str(out), skip_symbolic_shape=False)
     return out
-
-
-def quantizable_layers(model_path: str | os.PathLike) -> list[str]:
-    """Names of the convolution / fully connected nodes (the layers a policy summary counts)."""
-    return [n for n, op in node_names(model_path) if op in QUANT_OPS]
-
-
-def node_names(model_path: str | os.PathLike) -> list[tuple[str, str]]:
-    """(name, op type) of every node; a policy decides the precision of each by name."""
-    import onnx
-
-    m = onnx.load(str(model_path), load_external_data=False)
-    return [(n.name, n.op_type) for n in m.graph.node]
 
 
 class _ArrayReader:
@@ -79,7 +67,7 @@ def quantize(pre_path: str | os.PathLike, out_path: str | os.PathLike, policy: P
     batch = inp.type.tensor_type.shape.dim[0].dim_value or 1
     if calibration.ndim != 4 or len(calibration) < batch:
         raise ConfigError(f"Calibration data must be (N, C, H, W) with N >= {batch}; got {calibration.shape}.")
-    names = [n for n, _ in node_names(pre_path)]
+    names = [n for n, _ in onnx_nodes(pre_path)]
     unknown = [r.pattern for r in policy.rules if not any(r.matches(n) for n in names)]
     if unknown:
         raise ConfigError(f"Policy rules match no node of this model: {unknown[:3]}. Node names look like "
@@ -112,3 +100,24 @@ def quantize(pre_path: str | os.PathLike, out_path: str | os.PathLike, policy: P
 
         atomic_write_bytes(out, tmp_out.read_bytes())
     return out
+
+
+class OrtQuantizer(Quantizer):
+    """INT8 (QDQ) variants of one FP32 model for ONNX Runtime; layers outside INT8 stay FP32."""
+
+    precisions = ("int8", "fp32")
+    suffix = ".onnx"
+
+    def __init__(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray) -> None:
+        self.pre = preprocess(fp32_onnx, Path(workdir) / "model.pre.onnx")
+        self.calibration = calibration
+
+    def layers(self) -> list[str]:
+        return [n for n, _ in onnx_nodes(self.pre)]
+
+    def weighted_layers(self) -> list[str]:
+        return weighted_layers(self.pre)
+
+    def build(self, policy: PrecisionPolicy, out: Path) -> Path:
+        self.check(policy)
+        return quantize(self.pre, Path(out).with_suffix(self.suffix), policy, self.calibration)

@@ -1,0 +1,119 @@
+"""The configs of the three jobs and their end-to-end run: profile, search, export, verify, quickstart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from hwnas.config.base import Config, option
+
+
+@dataclass(frozen=True)
+class ProfileConfig(Config):
+    """Measure a device: block table, end-to-end samples, reference set; resumable (re-run to continue)."""
+
+    KIND = "profile"
+    space: tuple[str, ...] = option((), "Search space to profile (repeat, or comma-separate, for several).",
+                                    required=True)
+    out: Optional[Path] = option(None, "Profile directory (created, or resumed if it holds this device's profile).",
+                                 required=True)
+    device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices').")
+    threads: int = option(1, "Runtime threads (>= 1).")
+    samples: int = option(100, "Random end-to-end subnets (stratified over size and resolution).")
+    reference_set: int = option(20, "Fixed reference subnets (the same archs on every device).")
+    repeats: int = option(10, "Reference subnets measured again at the end (repeatability).")
+    holdout: int = option(0, "Extra subnets measured only to evaluate predictors ('hwnas evaluate'), alternating "
+                             "with the samples; never used to fit.")
+    resolutions: tuple[int, ...] = option((), "Block-table resolutions, e.g. 128,160,192,224 (default: every 16 px "
+                                              "for large spaces, all for small).")
+    ops: bool = option(True, "Measure the block/op table.")
+    kernel_times: bool = option(True, "Record per-kernel times of the fused graph where the backend can.")
+    energy: bool = option(True, "Measure energy where a meter exists.")
+    quick: bool = option(False, "Short timing runs (smoke tests; numbers are noisier).")
+    seed: int = option(0, "Seed of the random samples (the reference set never changes).")
+    checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped, else random initialisation "
+                                              "— latency does not depend on weight values).")
+    device_options: dict[str, str] = option(None, "Device option KEY=VALUE (repeatable).", flag="--option")
+
+
+@dataclass(frozen=True)
+class SearchConfig(Config):
+    """Multi-objective search under budgets, verified on the device (closed loop)."""
+
+    KIND = "search"
+    space: Optional[str] = option(None, "Search space.", required=True)
+    profile: Optional[Path] = option(None, "Device profile directory (see 'hwnas profile'); read only — the closed "
+                                           "loop's measurements go into the run directory.", required=True)
+    out: Optional[Path] = option(None, "Run directory to write.", required=True)
+    latency_budget_ms: Optional[float] = option(None, "Latency budget (ms).")
+    memory_budget_mb: Optional[float] = option(None, "Peak-memory budget (MiB).")
+    energy_budget_mj: Optional[float] = option(None, "Energy budget per inference (mJ).")
+    objectives: tuple[str, ...] = option(("accuracy", "latency"),
+                                         "Comma list of accuracy,latency,memory,energy,macs,params.")
+    seed: int = option(0, "Seed of the search.")
+    generations: int = option(40, "NSGA-II generations per round.")
+    pop_size: int = option(60, "NSGA-II population.")
+    closed_loop: bool = option(True, "Re-measure the best candidates on the device and repair.")
+    top_k: int = option(3, "Candidates measured per round.")
+    max_measurements: int = option(12, "Device measurements the closed loop may spend.")
+    latency_model: Optional[str] = option(None, "Stored latency model to use (default: the best).")
+    accuracy_predictor: Optional[Path] = option(None, "Accuracy predictor JSON (default: shipped).")
+    checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped).")
+    data: Optional[str] = option(None, "Dataset name or folder for the final accuracy check (default: the space's).")
+    final_eval: int = option(3, "Final candidates evaluated on the super-network (validation split).")
+    add_to_profile: bool = option(False, "Also add the closed loop's measurements to --profile (refused for a "
+                                         "shipped profile).")
+
+
+@dataclass(frozen=True)
+class ExportConfig(Config):
+    """Export a subnet: quantize it, compile it for the device, measure it there, write a verified bundle."""
+
+    KIND = "export"
+    out: Optional[Path] = option(None, "Bundle directory to create.", required=True)
+    run: Optional[Path] = option(None, "A search run directory (its front.json).")
+    pick: str = option("best", "With --run: 'best' or a candidate index.")
+    arch: Optional[str] = option(None, "Arch string / JSON (instead of --run).")
+    space: Optional[str] = option(None, "Search space, if the arch does not name it.")
+    checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped).")
+    device: str = option("onnxruntime-cpu", "Target device backend.")
+    threads: int = option(1, "Runtime threads.")
+    precision: str = option("mixed", "fp32 | int8 | mixed (searched per layer group).")
+    max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
+    data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    overwrite: bool = option(False, "Replace an existing bundle at --out.")
+
+
+@dataclass(frozen=True)
+class VerifyConfig(Config):
+    """Re-check a bundle: integrity (any edited byte is refused), then accuracy and latency on the device."""
+
+    KIND = "verify"
+    bundle: Optional[Path] = option(None, "Bundle directory.", argument=True, required=True)
+    device: Optional[str] = option(None, "Device (default: the one in the manifest).")
+    latency_tolerance: float = option(0.15, "Allowed relative latency difference.")
+    accuracy_tolerance: float = option(0.1, "Allowed accuracy difference (points).")
+    data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+
+
+@dataclass(frozen=True)
+class QuickstartConfig(Config):
+    """Profile this CPU (or reuse a shipped profile of it), search under a budget, export with a searched
+    mixed-precision policy, verify on the device, and write a report."""
+
+    KIND = "quickstart"
+    out: Path = option(Path("runs/quickstart"), "Run directory.")
+    space: str = option("fmnist-mbv3", "Search space (with shipped weights and accuracy predictor).")
+    latency_budget_ms: Optional[float] = option(None, "Latency budget (default: the median profiled subnet).")
+    device: str = option("onnxruntime-cpu", "Device backend.")
+    threads: int = option(1, "Runtime threads.")
+    samples: int = option(60, "End-to-end subnets in the quick profile.")
+    reference_set: int = option(10, "Fixed reference subnets in the quick profile.")
+    repeats: int = option(5, "Reference subnets re-measured (repeatability).")
+    ops: bool = option(False, "Also measure the block table in the quick profile.")
+    max_accuracy_drop: float = option(0.5, "Top-1 points the mixed-precision policy may lose.")
+    generations: int = option(25, "NSGA-II generations per round.")
+    pop_size: int = option(50, "NSGA-II population.")
+    reuse_shipped: bool = option(True, "Reuse a shipped profile of this exact CPU and runtime.")
+    seed: int = option(0, "Seed of the search.")

@@ -1,0 +1,199 @@
+"""Build a deployment bundle: subnet → BN-recalibrated FP32 ONNX → quantized under a (searched)
+precision policy → compiled for the device → measured there → a bundle with its manifest.
+
+Everything runtime-specific comes from the device: its :meth:`~hwnas.devices.base.Device.quantizer`
+writes the quantized variants, its :meth:`~hwnas.devices.base.Device.compile_artifact` the deployed
+artifact, and its verbs measure them. Data comes from :func:`hwnas.datasets.get_dataset`:
+policy trials are judged on 2,000 validation images, the bundle reports the test split.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hwnas.devices.base import Device
+from hwnas.errors import ConfigError
+from hwnas.exporting.bundle import BundleWriter, DeploymentBundle
+from hwnas.exporting.evaluate import DeviceEvaluator
+from hwnas.types import (
+    AccuracyReport,
+    ArchConfig,
+    DeploymentManifest,
+    LatencyReport,
+    MemoryReport,
+    PrecisionPolicy,
+)
+
+PRECISION_MODES = ("fp32", "int8", "mixed")
+SENSITIVITY_IMAGES = 2000
+CALIBRATION_IMAGES = 256
+DEVICE_FIGURES = ("latency_ms", "memory_mb", "energy_mj")
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The model a bundle deploys, its policy, the trials that chose it and the quantizer's layer names."""
+
+    model: Path
+    policy: PrecisionPolicy
+    trials: list[dict[str, Any]]
+    weighted_layers: list[str]
+
+
+def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision: str = "mixed",
+          max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, data: str | None = None,
+          predicted: dict[str, float] | None = None, profile: str | os.PathLike | None = None,
+          overwrite: bool = False, lineage: dict[str, Any] | None = None,
+          progress: Callable[[str], None] | None = None) -> DeploymentBundle:
+    """Export ``arch`` for ``device`` into a bundle at ``out`` (see the module doc).
+
+    ``precision``: ``fp32``, ``int8`` (every layer) or ``mixed`` (searched per layer group under
+    ``max_accuracy_drop`` points of top-1). ``profile``: the search's profile — when it was measured
+    on this device with these settings, latency is put on its scale and ``predicted`` figures are kept.
+    """
+    from hwnas.datasets import get_dataset
+
+    if precision not in PRECISION_MODES:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISION_MODES)}, got '{precision}'.")
+    if max_accuracy_drop < 0:
+        raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {max_accuracy_drop}.")
+    say = progress or (lambda msg: None)
+    BundleWriter(out, overwrite)  # refuse an existing bundle before any work
+    ds = get_dataset(data, arch.space)
+    train, val, test = ds.splits("train", "val", "test")
+    work = Path(tempfile.mkdtemp(prefix="hwnas-export-"))
+    try:
+        fp32, weights = fp32_subnet(arch, checkpoint, train, work)
+        say(f"exported {arch.to_str()} (weights: {weights})")
+        scale, scale_note, predicted = device_scale(profile, device, predicted, say)
+        ev = DeviceEvaluator(device, test, arch.r, scale)
+        sens = DeviceEvaluator(device, val.subset(_first(val, SENSITIVITY_IMAGES)), arch.r, ev.scale)
+        fp32_top1, fp32_ms = ev.accuracy(fp32), ev.latency(fp32)
+        say(f"fp32: top-1 {fp32_top1:.2f} % (test), {fp32_ms:.4f} ms")
+        chosen = choose_policy(precision, max_accuracy_drop, device, fp32, train.inputs(arch.r, CALIBRATION_IMAGES),
+                               sens, fp32_ms, work, say)
+        bundle = write_bundle(out, overwrite, arch, device, chosen, fp32, ev, fp32_top1, fp32_ms, precision,
+                              max_accuracy_drop, predicted, scale_note, weights, ds.describe(), test, lineage)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say(f"bundle written to {bundle.path}")
+    return bundle
+
+
+def _first(split, n: int):
+    import numpy as np
+
+    return np.arange(min(n, len(split)))
+
+
+def fp32_subnet(arch: ArchConfig, checkpoint, calib, work: Path) -> tuple[Path, str]:
+    """The subnet extracted from trained weights, BN recalibrated on ``calib``, as FP32 ONNX."""
+    from hwnas.exporting.onnx_export import export_onnx
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.evaluate import recalibrate_bn
+    from hwnas.supernet.extract import extract
+
+    net, source = load_supernet(arch.space, checkpoint, allow_random=False)
+    sub = extract(net, arch)
+    recalibrate_bn(sub, calib, arch)
+    import torch
+
+    torch.set_num_threads(1)  # torch's idle threads would spin on the cores the runtime is measured on
+    return export_onnx(sub, net.space.input_shape(arch), work / "model.fp32.onnx"), source
+
+
+def device_scale(profile, device: Device, predicted: dict[str, float] | None, say) -> tuple[dict, str, dict]:
+    """``(scale, note, predicted)``: the profile's canonical reference latencies when ``profile`` was
+    measured on this device with these settings (so the bundle's figures sit on the scale of the
+    search's predictions and closed-loop measurements); else an empty scale (the export's first
+    reference measurement fixes it) and the search's device predictions dropped."""
+    predicted = dict(predicted or {})
+    if profile is None:
+        return {}, "reference-normalised on this export's own scale", predicted
+    from hwnas.profiles import DeviceProfile
+
+    prof = DeviceProfile.open(profile)
+    if prof.device_id == device.spec().id() and prof.reference_ms_by_name:
+        return dict(prof.reference_ms_by_name), f"reference-normalised on the scale of profile {profile}", predicted
+    say(f"the search's device predictions are for the device of {profile}, not {device.name} with these "
+        "settings: this bundle reports measured latency only")
+    kept = {k: v for k, v in predicted.items() if k not in DEVICE_FIGURES}
+    return {}, f"reference-normalised on this export's own scale (profile {profile} was measured on another device)", kept
+
+
+def choose_policy(precision: str, budget_pts: float, device: Device, fp32: Path, calibration, sens: DeviceEvaluator,
+                  fp32_ms: float, work: Path, say) -> Chosen:
+    """FP32 as it is, INT8 everywhere, or the mixed policy searched on the device."""
+    from hwnas.exporting.mixed import group_costs, layer_groups, search_policy
+
+    if precision == "fp32":
+        return Chosen(fp32, PrecisionPolicy.uniform("fp32"), [], [])
+    q = device.quantizer(fp32, work, calibration)
+    if q is None:
+        raise ConfigError(f"INT8 export is not available for '{device.name}' (devices with a quantizer: "
+                          f"{', '.join(quantizing_devices())}); export --precision fp32 for it.")
+    if precision == "int8":
+        policy = PrecisionPolicy.uniform("int8")
+        return Chosen(q.build(policy, work / "model.int8"), policy, [], q.weighted_layers())
+    groups = layer_groups(q.layers())
+    fp32_val = sens.accuracy(fp32)
+    costs = group_costs(groups, q.build, sens.accuracy, sens.latency, fp32_val, fp32_ms, work, say)
+    policy, trials, model = search_policy(groups, costs, budget_pts, q.build, sens.accuracy, sens.latency, fp32_val,
+                                          fp32_ms, work, progress=say)
+    quantized = policy.default != "fp32" or bool(policy.rules)
+    return Chosen(model if quantized else fp32, policy, [t.__dict__ for t in trials], q.weighted_layers())
+
+
+def quantizing_devices() -> list[str]:
+    """Registered devices whose backend brings a quantizer."""
+    from hwnas.devices import DEVICES, device_class
+
+    out = []
+    for name in DEVICES.list():
+        try:
+            cls = device_class(name)
+        except ImportError:
+            continue
+        if cls.quantizer is not Device.quantizer:
+            out.append(name)
+    return out
+
+
+def write_bundle(out, overwrite: bool, arch: ArchConfig, device: Device, chosen: Chosen, fp32: Path,
+                 ev: DeviceEvaluator, fp32_top1: float, fp32_ms: float, precision: str, budget_pts: float,
+                 predicted: dict, scale_note: str, weights: str, dataset: dict, test, lineage) -> DeploymentBundle:
+    from hwnas.devices.onnx_memory import analytic_memory
+
+    top1 = ev.accuracy(chosen.model) if chosen.model != fp32 else fp32_top1
+    with BundleWriter(out, overwrite) as w:
+        w.add_file(fp32, "model.fp32.onnx")
+        deployed = w.add_file(chosen.model, "model.onnx") if chosen.model.suffix == ".onnx" else chosen.model
+        art = device.compile_artifact(deployed if deployed.is_relative_to(w.dir) else chosen.model, w.dir)
+        chosen.policy.save(w.dir / "policy.json")
+        final = ev.measure(w.dir / art.path)
+        mem = analytic_memory(w.dir / ("model.onnx" if (w.dir / "model.onnx").exists() else "model.fp32.onnx"))
+        ref = final.ref.reference
+        manifest = DeploymentManifest(
+            arch=arch.to_str(), arch_key=arch.key(), space=arch.space, weights=weights, precision=precision,
+            policy="policy.json", policy_summary=chosen.policy.summary(chosen.weighted_layers or _weighted(fp32)),
+            deployed=art.path, compiled={"runtime": art.runtime, "artifact": art.path, "note": art.note},
+            preprocess={**test.preprocessing(arch.r), "input": "input"},
+            device={"name": device.name, **device.spec().to_dict()}, host=device.host_facts(), dataset=dataset,
+            accuracy=AccuracyReport("test", len(test), fp32_top1, top1, budget_pts if precision == "mixed" else None),
+            latency=LatencyReport(final.latency_on(ev.scale), fp32_ms, final.stats.median_ms, final.stats.min_ms, ref,
+                                  ev.scale[ref], scale_note, predicted.get("latency_ms")),
+            memory=MemoryReport(final.peak_memory_mb, mem.to_dict(), predicted.get("memory_mb")),
+            policy_search=chosen.trials, lineage=dict(lineage or {}))
+        return w.finish(manifest)
+
+
+def _weighted(model: Path) -> list[str]:
+    from hwnas.devices.base import weighted_layers
+
+    return weighted_layers(model)

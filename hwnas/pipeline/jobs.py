@@ -1,0 +1,263 @@
+"""The jobs, composed from the stages. Each is a short sequence of calls into them:
+
+* :func:`profile`  — device backend + super-network → ONNX builders → the profiler → a device profile;
+* :func:`search`   — profile → predictors → objectives → search with the closed loop → a run directory;
+* :func:`export`   — a run's candidate (or an arch) → :func:`hwnas.exporting.build` → a deployment bundle;
+* :func:`verify`   — a bundle → :func:`hwnas.exporting.verify` on its device;
+* :func:`quickstart` — all of them on embedded defaults (:mod:`hwnas.pipeline.end_to_end`).
+
+Every job takes its config (:mod:`hwnas.config`) or the config's fields as keyword arguments, and
+records the config and the content id of its parent artifact (profile → run → bundle).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hwnas.config import Config, ExportConfig, ProfileConfig, QuickstartConfig, SearchConfig, VerifyConfig
+from hwnas.types import Progress, Say
+
+C = TypeVar("C", bound=Config)
+
+OBJECTIVE_NAMES = {"accuracy": "accuracy_top1", "latency": "latency_ms", "memory": "memory_mb",
+                   "energy": "energy_mj", "macs": "macs_m", "params": "params_m"}
+
+
+def configure(cls: type[C], config: C | None, fields: dict[str, Any]) -> C:
+    """``config`` with ``fields`` applied (or a new one from ``fields``), checked complete."""
+    if config is not None and not isinstance(config, cls):
+        from hwnas.errors import ConfigError
+
+        raise ConfigError(f"Pass a {cls.__name__}, or its fields as keyword arguments (got {type(config).__name__}).")
+    cfg = cls(**fields) if config is None else config.replace(**fields) if fields else config
+    cfg.check_complete()
+    return cfg
+
+
+# =========================================================================== building ONNX models
+def subnet_builder(space: str, checkpoint: str | os.PathLike | None = None,
+                   batch_size: int = 1) -> tuple[Callable[[Any, Path], Path], str]:
+    """``(build(arch, path), weights source)``: subnets of ``space`` exported to ONNX. Weights:
+    ``checkpoint``, else the shipped ones, else a fresh initialisation (latency, memory and energy
+    do not depend on the weights' values)."""
+    from hwnas.exporting.onnx_export import export_subnet
+    from hwnas.supernet import load_supernet
+
+    net, source = load_supernet(space, checkpoint)
+    return (lambda arch, path: export_subnet(net, arch, path, batch_size)), source
+
+
+def layer_builder(batch_size: int = 1) -> Callable[[Any, Path], Path]:
+    """``build(layer_spec, path)``: one layer as a standalone ONNX model (block/op table)."""
+
+    def build(spec, path):
+        from hwnas.exporting.onnx_export import export_onnx
+        from hwnas.supernet.static import build_layer
+
+        return export_onnx(build_layer(spec), (batch_size, spec.in_ch, spec.in_hw, spec.in_hw), path)
+
+    return build
+
+
+def quiet_torch() -> None:
+    """One torch thread while measuring: torch's idle workers would spin on the measured runtime's cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def device_from(name: str, threads: int = 1, options: dict[str, Any] | None = None, **settings: Any):
+    from hwnas.devices import get_device, parse_options
+
+    return get_device(name, threads=threads, **settings, **parse_options(options or {}))
+
+
+def profile_device(prof, name: str | None = None):
+    """The device a profile was measured on, with the settings it records."""
+    spec = prof.spec
+    return device_from(name or prof.device_name, spec.threads, prof.device_options, batch_size=spec.batch_size,
+                       precision=spec.precision)
+
+
+# =========================================================================== 1. profile a device
+def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None = None, **fields: Any):
+    """Profile a device for each space of the config into its profile directory (resumable)."""
+    from hwnas.profiling.profiler import ProfileReport, ProfileSettings, open_or_create, run_profile, smoke_timings
+
+    cfg = configure(ProfileConfig, config, fields)
+    dev = device_from(cfg.device, cfg.threads, cfg.device_options)
+    extra = smoke_timings() if cfg.quick else {}
+    plans = [ProfileSettings(space=s, samples=cfg.samples, reference_set=cfg.reference_set, repeats=cfg.repeats,
+                             holdout=cfg.holdout, op_resolutions=list(cfg.resolutions) or None, ops=cfg.ops,
+                             seed=cfg.seed, kernel_times=cfg.kernel_times, energy=cfg.energy, **extra)
+             for s in cfg.space]  # every space validated before anything is measured
+    prof, created = open_or_create(cfg.out, cfg.device, dev)
+    quiet_torch()
+    spaces = {}
+    for ps in plans:
+        build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
+        bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
+        spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops else None,
+                                          bar, note=f"weights: {weights}", config=cfg.to_dict()), "weights": weights}
+    return ProfileReport(type(prof).open(prof.root), created, spaces)
+
+
+def measure_archs(prof, archs, kind: str = "search", checkpoint: str | os.PathLike | None = None,
+                  progress: Progress | None = None, **kwargs: Any):
+    """Measure ``archs`` end to end on the profile's own device and append them (closed loop, active sampling)."""
+    from hwnas.profiling import measure_archs as measure
+
+    dev = profile_device(prof)
+    quiet_torch()
+    builders = {sp: subnet_builder(sp, checkpoint, dev.batch_size)[0] for sp in {a.space for a in archs}}
+    return measure(prof, archs, lambda a, p: builders[a.space](a, p), dev, kind=kind, progress=progress, **kwargs)
+
+
+# =========================================================================== 2. search under a budget
+def search(config: SearchConfig | None = None, /, *, progress: Say | None = None, **fields: Any):
+    """Search the config's space under its budgets with predictors from its profile, verified on the
+    device; writes the run directory and returns the :class:`~hwnas.types.ParetoFront`."""
+    from dataclasses import replace
+
+    from hwnas.profiles import DeviceProfile
+    from hwnas.searching.budgets import check_reachable
+    from hwnas.searching.run import NSGA2, SearchProblem, Termination, search as run_search
+    from hwnas.searching.run_dir import save_run
+    from hwnas.supernet.spaces import get_space
+
+    cfg = configure(SearchConfig, config, fields)
+    say = progress or (lambda msg: None)
+    source = DeviceProfile.open(cfg.profile)
+    source.check_space(cfg.space)
+    work = source.copy_to(Path(cfg.out) / "profile")  # the closed loop measures into the run's own copy
+    objectives, predictors, budgets = search_objectives(cfg, work, say)
+    res = tuple(get_space(cfg.space).resolutions)  # end-to-end samples span them all; the block table interpolates
+    check_reachable(cfg.space, predictors, budgets, res)
+    problem = SearchProblem(cfg.space, tuple(objectives), budgets, res)
+    check = device_check(cfg, work, predictors, say) if cfg.closed_loop else None
+    front = run_search(problem, NSGA2(cfg.pop_size, cfg.seed), Termination(generations=cfg.generations), check, say)
+    front = final_accuracy(front, cfg, say)
+    lineage = {"config": cfg.to_dict(), "parent": {"kind": "profile", "path": str(cfg.profile),
+                                                   "id": source.content_id()}}
+    front = replace(front, meta={**front.meta, "profile": str(work.root), "source_profile": str(cfg.profile),
+                                 "lineage": lineage, "predictors": {n: p.name for n, p in predictors.items()}})
+    save_run(cfg.out, front, cfg.to_dict())
+    if cfg.add_to_profile:
+        from hwnas.profiles import merge_profiles
+
+        added = merge_profiles(cfg.profile, work.root)
+        say(f"added {added['models']} measured subnets to {cfg.profile}")
+    return front
+
+
+def search_objectives(cfg: SearchConfig, prof, say: Say):
+    """(objectives, device predictors by name, budgets) for a search config on a profile."""
+    from hwnas.errors import ConfigError
+    from hwnas.latency_models import predictor_for
+    from hwnas.searching import objectives as O
+    from hwnas.searching.accuracy import load_accuracy_predictor
+
+    unknown = [o for o in cfg.objectives if o not in OBJECTIVE_NAMES]
+    if unknown or "accuracy" not in cfg.objectives:
+        raise ConfigError(f"--objectives must include 'accuracy' and only use {', '.join(OBJECTIVE_NAMES)}; "
+                          f"got {', '.join(cfg.objectives)}.")
+    budgets = {k: v for k, v in (("latency_ms", cfg.latency_budget_ms), ("memory_mb", cfg.memory_budget_mb),
+                                 ("energy_mj", cfg.energy_budget_mj)) if v is not None}
+    needed = sorted({OBJECTIVE_NAMES[o] for o in cfg.objectives if o in ("latency", "memory", "energy")} | set(budgets))
+    predictors = {n: predictor_for(prof, cfg.space, n, cfg.latency_model if n == "latency_ms" else None, say)
+                  for n in needed}
+    acc = O.from_predictor("accuracy_top1", load_accuracy_predictor(cfg.space, cfg.accuracy_predictor), "max")
+    extra = [O.macs(cfg.space) if o == "macs" else O.params(cfg.space) for o in cfg.objectives if o in ("macs", "params")]
+    return [acc] + [O.from_predictor(n, p) for n, p in predictors.items()] + extra, predictors, budgets
+
+
+def device_check(cfg: SearchConfig, prof, predictors: dict, say: Say):
+    """The closed loop's link to the device: measure into the run's profile copy, refit on it."""
+    from hwnas.latency_models import fit_latency_model
+    from hwnas.searching.closed_loop import DeviceCheck
+
+    dev = profile_device(prof)
+    metrics = ["latency_ms", "memory_mb"]
+    domain, why = dev.energy_status()
+    if domain is not None:
+        metrics.append("energy_mj")
+
+    def measure(archs):
+        rows = measure_archs(prof, archs, kind="search", checkpoint=cfg.checkpoint)
+        return [{n: v for n, v in r.metrics().items() if n in predictors or n in metrics} for r in rows]
+
+    def refit(archs, measured):
+        new = {n: fit_latency_model(prof, p.name, target=n, space=cfg.space) for n, p in predictors.items()}
+        for m in new.values():
+            prof.save_model(m)
+        say(f"refitted {', '.join(new)} on {len(archs)} new measurements")
+        return new
+
+    return DeviceCheck(measure, tuple(metrics), refit, cfg.top_k, cfg.max_measurements,
+                       unmeasurable={"energy_mj": why} if domain is None else {})
+
+
+def final_accuracy(front, cfg: SearchConfig, say: Say):
+    """The recommended candidates evaluated on the super-network itself (validation split)."""
+    if not cfg.final_eval or not front.candidates:
+        return front
+    from hwnas.datasets import get_dataset
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.evaluate import evaluate_candidates
+
+    train, val = get_dataset(cfg.data, cfg.space).splits("train", "val")
+    net, _ = load_supernet(cfg.space, cfg.checkpoint, allow_random=False)
+    return evaluate_candidates(front, net, train, val, cfg.final_eval, say)
+
+
+# =========================================================================== 3. export, and verify
+def export(config: ExportConfig | None = None, /, *, progress: Say | None = None, **fields: Any):
+    """Export the config's subnet (a run's candidate, or an arch) for its device into a bundle."""
+    from hwnas.exporting.build import build
+
+    cfg = configure(ExportConfig, config, fields)
+    arch, predicted, profile_dir, parent = export_subject(cfg)
+    dev = device_from(cfg.device, cfg.threads)
+    return build(arch, cfg.out, device=dev, precision=cfg.precision, max_accuracy_drop=cfg.max_accuracy_drop,
+                 checkpoint=cfg.checkpoint, data=cfg.data, predicted=predicted, profile=profile_dir,
+                 overwrite=cfg.overwrite, lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress)
+
+
+def export_subject(cfg: ExportConfig):
+    """(arch, predicted figures, the search's profile, parent record) of what an export config names."""
+    from hwnas.errors import ConfigError
+
+    if cfg.run is not None:
+        from hwnas.searching.run_dir import run_id
+        from hwnas.types import ParetoFront
+
+        front = ParetoFront.load(cfg.run)
+        idx, cand = front.pick(cfg.pick)
+        prof = front.meta.get("profile")
+        return (cand.arch, dict(cand.objectives), prof if prof and Path(prof).is_dir() else None,
+                {"kind": "run", "path": str(cfg.run), "id": run_id(cfg.run), "candidate": idx})
+    if cfg.arch is not None:
+        from hwnas.types import ArchConfig
+
+        arch = ArchConfig.parse(cfg.arch, cfg.space)
+        return arch, None, None, {"kind": "arch", "id": arch.key()}
+    raise ConfigError("Give --run RUN_DIR or --arch ARCH.")
+
+
+def verify(config: VerifyConfig | None = None, /, **fields: Any):
+    """Verify the config's bundle on its device: integrity, then accuracy and latency re-measured."""
+    from hwnas.exporting.verify import verify as run_verify
+
+    cfg = configure(VerifyConfig, config, fields)
+    dev = device_from(cfg.device) if cfg.device else None
+    return run_verify(cfg.bundle, dev, cfg.latency_tolerance, cfg.accuracy_tolerance, cfg.data)
+
+
+def quickstart(config: QuickstartConfig | None = None, /, *, progress: Say | None = None, **fields: Any):
+    """The three jobs end to end on embedded defaults (see :mod:`hwnas.pipeline.end_to_end`)."""
+    from hwnas.pipeline.end_to_end import run
+
+    return run(configure(QuickstartConfig, config, fields), progress)
