@@ -313,3 +313,112 @@ def test_checkpoint_with_nan_or_inf_is_refused_naming_the_tensor(tmp_path, bad):
         with pytest.raises(CheckpointError, match=r"non-finite values in 1 tensor\(s\) \(first: "
                                                   r"blocks\.2\.conv\.point_linear\.conv\.conv\.weight"):
             load_supernet("tiny-mbv3", tmp_path / f)
+
+
+# --------------------------------------------------------------------------- derived spaces, evaluation, fine-tuning
+def test_derived_space_round_trips_and_registers_once():
+    from hwnas.supernet.derive import derive_space, resolutions_for_images, space_from_dict, space_to_dict
+    from hwnas.supernet.spaces import get_space
+    from hwnas.types import ArchConfig
+
+    sp = derive_space("ofa-mbv3-w1.0", 3, 10, resolutions_for_images("ofa-mbv3-w1.0", 64))
+    assert sp.name == "ofa-mbv3-w1.0-10c-r32-56" and sp.resolutions == tuple(range(32, 57, 4))
+    assert sp.stages == get_space("ofa-mbv3-w1.0").stages and sp.n_classes == 10
+    assert space_from_dict(space_to_dict(sp)) == sp
+    assert derive_space("ofa-mbv3-w1.0", 3, 10, range(32, 57, 4)) is sp  # idempotent
+    with pytest.raises(ConfigError, match="different space is already registered"):
+        derive_space("ofa-mbv3-w1.0", 3, 12, range(32, 57, 4), name=sp.name)
+    a = ArchConfig.parse(sp.max_arch().to_str())
+    assert a.space == sp.name and sp.macs(a) < get_space("ofa-mbv3-w1.0").macs(get_space("ofa-mbv3-w1.0").max_arch())
+    assert resolutions_for_images("ofa-mbv3-w1.0", 375) == get_space("ofa-mbv3-w1.0").resolutions
+
+
+@pytest.mark.data
+def test_bn_recalibration_and_evaluation_through_a_folder(fmnist_folder):
+    from conftest import randomize_
+    from hwnas.supernet.derive import space_for_dataset
+    from hwnas.supernet.elastic import ElasticMBV3
+    from hwnas.supernet.evaluate import CALIB_SEED, calibration_indices, evaluate_subnet, recalibrate_bn
+    from hwnas.supernet.extract import extract
+
+    ds = FolderDataset(fmnist_folder, workers=2)
+    try:
+        sp = space_for_dataset("tiny-mbv3", ds)  # 64-px images: tiny-mbv3's 16..28 px fit under the crop
+        assert (sp.in_channels, sp.n_classes, sp.resolutions) == (3, 10, (16, 20, 24, 28))
+        assert get_dataset(fmnist_folder, sp.name).classes == ds.classes
+        net = randomize_(ElasticMBV3(sp))
+        a = sp.sample(np.random.default_rng(3), [24])
+        tr, va = ds.splits("train", "val")
+        acc = evaluate_subnet(net, a, tr, va, n_calib=100)
+        assert 0.0 <= acc <= 100.0
+        acc0 = evaluate_subnet(net, a, *FolderDataset(fmnist_folder, workers=0).splits("train", "val"), n_calib=100)
+        assert acc0 == acc
+        # BN statistics are the averages of per-batch statistics of train-mode (augmented) batches
+        static = extract(net, a)
+        recalibrate_bn(static, tr, a, n_images=100, batch_size=50)
+        means, vars_ = [], []
+        for x, _ in tr.batches(a.r, 50, train=True, seed=CALIB_SEED, indices=calibration_indices(len(tr), 100)):
+            with torch.no_grad():
+                y = static.first_conv.conv(torch.from_numpy(x))
+            means.append(y.mean((0, 2, 3)))
+            vars_.append(y.var((0, 2, 3), unbiased=False))
+        assert torch.allclose(static.first_conv.bn.running_mean, torch.stack(means).mean(0), atol=1e-5)
+        assert torch.allclose(static.first_conv.bn.running_var, torch.stack(vars_).mean(0), atol=1e-5)
+    finally:
+        ds.close()
+
+
+RESUME = """
+import sys
+from hwnas.datasets.folder import FolderDataset
+from hwnas.supernet.train import TrainConfig, train_supernet
+if __name__ == "__main__":
+    root, out, cfg = sys.argv[1], sys.argv[2], TrainConfig.from_dict(__import__("json").loads(sys.argv[3]))
+    tr, va = FolderDataset(root, workers=1).splits("train", "val")
+    train_supernet(cfg, tr, va, out, resume=True)  # the derived space is registered from last.pt
+"""
+
+
+@pytest.mark.data
+def test_finetune_a_tiny_supernet_from_init_on_a_folder(fmnist_folder, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from conftest import randomize_
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.derive import derive_space, space_for_dataset
+    from hwnas.supernet.elastic import ElasticMBV3
+    from hwnas.supernet.train import TrainConfig, train_supernet
+
+    # "pretrained on a 1000-class dataset": a 3-channel tiny super-network in the OFA file layout
+    big = derive_space("tiny-mbv3", 3, 1000, name="tiny-mbv3-pretrained-1000c")
+    src = randomize_(ElasticMBV3(big), seed=4)
+    state = {k.replace(".conv.", ".mobile_inverted_conv.", 1) if k.startswith("blocks.") else k: v
+             for k, v in src.state_dict().items()}
+    torch.save({"state_dict": state, "epoch": 100}, tmp_path / "pretrained")
+    ds = FolderDataset(fmnist_folder, workers=1)
+    sp = space_for_dataset(big, ds, name="tiny-mbv3-finetune-test")
+    tr, va = ds.splits("train", "val")
+    cfg = TrainConfig(space=sp.name, epochs=1, batch_size=48, lr=0.01, warmup_epochs=0, n_random=1, seed=0,
+                      threads=1, init=str(tmp_path / "pretrained"))
+    out = tmp_path / "run"
+    w = train_supernet(cfg, tr, va, out)
+    ds.close()
+    log = json.loads((out / "train_log.json").read_text())
+    assert "1000 classes" in log["init_notes"][0] and "classifier" in log["init_notes"][0]
+    assert len(log["history"]) == 1 and np.isfinite(log["history"][0]["train_loss_max"])
+    tuned = load_file(str(w))
+    assert tuned["classifier.linear.weight"].shape == (10, sp.feature_mix_width)
+    for k in ("first_conv.conv.weight", "blocks.3.conv.depth_conv.conv.conv.weight"):
+        start = src.state_dict()[k]
+        assert 0 < (tuned[k] - start).norm() < 0.2 * start.norm(), k  # moved, from the checkpoint
+    # resume in a fresh process, where the derived space is not registered
+    r = subprocess.run([sys.executable, "-c", RESUME, str(fmnist_folder), str(out),
+                        json.dumps({**cfg.to_dict(), "epochs": 2})], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [h["epoch"] for h in json.loads((out / "train_log.json").read_text())["history"]] == [1, 2]
+    net, source = load_supernet(sp.name, w)
+    assert net.space == sp and "supernet.safetensors" in source

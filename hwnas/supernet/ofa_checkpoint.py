@@ -135,10 +135,16 @@ def load_state_into(net: ElasticMBV3, state: dict[str, torch.Tensor], source: st
     return notes
 
 
-def load_supernet(path: str | Path, space: str | SearchSpace) -> tuple[ElasticMBV3, list[str]]:
-    """Build the super-network of ``space`` and load ``path`` into it (all-or-nothing)."""
-    net = ElasticMBV3(get_space(space))
+def load_file_into(net: ElasticMBV3, path: str | Path) -> list[str]:
+    """Load checkpoint file ``path`` into an existing ``net`` (all-or-nothing); return the notes."""
     notes = load_state_into(net, _read(path), source=f"Checkpoint '{path}'")
     for n in notes:
         log.warning(n)
+    return notes
+
+
+def load_supernet(path: str | Path, space: str | SearchSpace) -> tuple[ElasticMBV3, list[str]]:
+    """Build the super-network of ``space`` and load ``path`` into it (all-or-nothing)."""
+    net = ElasticMBV3(get_space(space))
+    notes = load_file_into(net, path)
     return net.eval(), notes
