@@ -277,7 +277,8 @@ def test_folder_structure_errors(tmp_path):
     root = _tiny_folder(tmp_path / "differ", classes=("a", "b"))
     _tiny_folder(root, classes=("zebra",), splits=("val",))
     shutil.rmtree(root / "val" / "b")
-    with pytest.raises(DataError, match="Classes differ between 'train' and 'val': only in train: b; only in val: zebra"):
+    with pytest.raises(DataError, match="Classes differ between 'train' and 'val': only in train: b; "
+                                        "only in val: zebra"):
         FolderDataset(root)
     root = tmp_path / "no-images"
     for c in ("a", "b"):

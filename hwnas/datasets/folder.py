@@ -214,6 +214,7 @@ class FolderDataset(Dataset):
             raise ConfigError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
         self._reader = _Reader(workers, on_bad_image, on_non_rgb, color_jitter)
         self.val_fraction, self.split_seed = float(val_fraction), int(split_seed)
+        self._fingerprint: str | None = None
         top = _subdirs(self.root)
         if "train" in top and "val" in top:
             self.layout = "train/val" + ("/test" if "test" in top else "")
@@ -268,6 +269,11 @@ class FolderDataset(Dataset):
     def fingerprint(self) -> str:
         """sha256 (16 hex) of the layout, the classes and every split's file list and labels: two
         folders with the same fingerprint hold the same images under the same names."""
+        if self._fingerprint is None:
+            self._fingerprint = self._hash()
+        return self._fingerprint
+
+    def _hash(self) -> str:
         h = hashlib.sha256(f"{self.layout}|{self.val_fraction}|{self.split_seed}|{'/'.join(self.classes)}".encode())
         for name in ("train", "val", "test"):
             s = self._splits[name]

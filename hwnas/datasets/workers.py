@@ -86,8 +86,9 @@ class OrderedPool:
                 yield res
         except BrokenProcessPool:
             self.close()
-            raise DataError(f"A decoding worker process died (out of memory or killed); retry with fewer "
-                            f"workers (now {self.workers}) or workers=0.") from None
+            raise DataError(f"A decoding worker process died or could not start (killed, out of memory, or a "
+                            f"script without an 'if __name__ == \"__main__\":' guard); retry with fewer workers "
+                            f"(now {self.workers}) or workers=0.") from None
         finally:
             for f in window:
                 f.cancel()
