@@ -423,3 +423,10 @@ def test_finetune_a_tiny_supernet_from_init_on_a_folder(fmnist_folder, tmp_path)
     assert [h["epoch"] for h in json.loads((out / "train_log.json").read_text())["history"]] == [1, 2]
     net, source = load_supernet(sp.name, w)
     assert net.space == sp and "supernet.safetensors" in source
+    from hwnas.supernet.modelcard import write_model_card
+
+    card = json.loads(write_model_card(w, command="hwnas train-supernet ...", data_dir=fmnist_folder,
+                                       n_random=1).read_text())
+    assert card["space"] == sp.name and card["data"]["name"] == "image-folder" and card["data"]["test_is_val"]
+    assert "1000 classes" in card["init"]["notes"][0] and card["epochs_done"] == 2
+    assert 0 <= card["evaluation"]["subnets"]["largest"]["test_top1"] <= 100

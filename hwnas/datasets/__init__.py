@@ -15,12 +15,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hwnas.datasets.base import Dataset
+from hwnas.datasets.base import Dataset, Split
+from hwnas.datasets.folder import FolderDataset, FolderSplit
 from hwnas.datasets.images import ImageSet, batches, preprocess
 from hwnas.errors import DataError
 from hwnas.registry import Registry
 
-__all__ = ["DATASETS", "Dataset", "ImageSet", "batches", "get_dataset", "preprocess"]
+__all__ = ["DATASETS", "Dataset", "FolderDataset", "FolderSplit", "ImageSet", "Split", "batches", "get_dataset",
+           "preprocess"]
 
 DATASETS: Registry[Any] = Registry("dataset")
 

@@ -62,7 +62,7 @@ class TrainConfig:
     kd_temperature: float = 1.0
     grad_clip: float = 5.0
     seed: int = 0
-    train_limit: int = 0  # use only the first N training images (0 = all); for quick runs and tests
+    train_limit: int = 0  # use only N training images, a fixed seeded draw (0 = all); for quick runs and tests
     threads: int = 0  # torch intra-op threads (0 = torch's default)
     init: str = ""  # checkpoint to fine-tune from ("" = train from OFA's random initialisation)
 
@@ -101,9 +101,21 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _epoch_order(rng: np.random.Generator, n: int, batch_size: int) -> np.ndarray:
-    """The epoch's shuffled image order, cut to whole batches."""
-    return rng.permutation(n)[: n - n % batch_size]
+LIMIT_SEED = 20240611  # fixes which images a train_limit keeps
+
+
+def _pool(n: int, limit: int) -> np.ndarray:
+    """Indices of the training images used: all, or ``limit`` of them drawn by a fixed seed —
+    not the first ``limit``, which in a class-ordered folder would be a few classes only."""
+    if not limit or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(LIMIT_SEED).permutation(n)[:limit])
+
+
+def _epoch_order(rng: np.random.Generator, pool: np.ndarray, batch_size: int) -> np.ndarray:
+    """The epoch's shuffled image order over ``pool``, cut to whole batches."""
+    n = len(pool)
+    return pool[rng.permutation(n)[: n - n % batch_size]]
 
 
 def _space_def(sp) -> str:
@@ -176,7 +188,8 @@ def train_supernet(
 
         init_notes = load_file_into(net, cfg.init)  # copies into the parameters the optimiser holds
 
-    n_train = min(len(train), cfg.train_limit) if cfg.train_limit else len(train)
+    pool = _pool(len(train), cfg.train_limit)
+    n_train = len(pool)
     steps_per_epoch = n_train // cfg.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"Batch size {cfg.batch_size} exceeds the {n_train} training images.")
@@ -185,7 +198,7 @@ def train_supernet(
         t0 = time.time()
         rng = np.random.default_rng([cfg.seed, epoch])
         aug_seed = int(rng.integers(2**62))
-        order = _epoch_order(rng, n_train, cfg.batch_size)
+        order = _epoch_order(rng, pool, cfg.batch_size)
         net.train()
         loss_sum = 0.0
         data = train.batches(max_a.r, cfg.batch_size, train=True, seed=aug_seed, indices=order)
@@ -263,12 +276,12 @@ def train_standalone(arch, train: Split, epochs: int = 2, batch_size: int = 256,
     cfg = TrainConfig(space=arch.space, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       label_smoothing=label_smoothing, seed=seed)
     opt = torch.optim.SGD(_param_groups(net, weight_decay), lr=lr, momentum=0.9, nesterov=True)
-    n_train = min(len(train), train_limit) if train_limit else len(train)
-    steps = n_train // batch_size
+    pool = _pool(len(train), train_limit)
+    steps = len(pool) // batch_size
     for epoch in range(epochs):
         rng = np.random.default_rng([seed, epoch, 1])
         aug_seed = int(rng.integers(2**62))
-        order = _epoch_order(rng, n_train, batch_size)
+        order = _epoch_order(rng, pool, batch_size)
         net.train()
         for step, (x, y) in enumerate(train.batches(arch.r, batch_size, train=True, seed=aug_seed, indices=order)):
             for group in opt.param_groups:
