@@ -1,11 +1,10 @@
 """The dataset contract: named splits of an image classification dataset.
 
-A dataset gives :class:`Split` values by name (in-memory
-:class:`~hwnas.datasets.images.ImageSet` arrays, or :class:`~hwnas.datasets.folder.FolderSplit`
-files decoded on demand) (``train`` for BN
-recalibration, training and INT8 calibration, ``val`` for model selection, ``test`` for final
-reporting) and says what it is (``describe``: name, source, classes), so a predictor or a
-bundle can record the data it was judged on. Stages never name a dataset; they ask
+A dataset gives :class:`Split` values by name — ``train`` for BN recalibration, training and
+INT8 calibration, ``val`` for model selection, ``test`` for final reporting; in-memory
+:class:`~hwnas.datasets.images.ImageSet` arrays or :class:`~hwnas.datasets.folder.FolderSplit`
+files decoded on demand — and says what it is (``describe``: name, source, classes), so a
+predictor or a bundle can record the data it was judged on. Stages never name a dataset; they ask
 :func:`hwnas.datasets.get_dataset` for one.
 """
 
