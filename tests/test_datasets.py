@@ -148,6 +148,9 @@ def test_eval_transform_matches_pil_numpy_reference(synthetic, r):
     ref = np.stack([ref_eval(p, r) for p in files])
     assert np.abs(x - ref).max() <= 1e-6
     assert split.preprocessing(r)["resize_shorter_px"] == math.ceil(r / 0.875)
+    # INT8 calibration data: a seeded draw of training images through the evaluation transform
+    pick = np.sort(np.random.default_rng(7).permutation(len(split))[:4])
+    assert np.abs(split.calibration_inputs(r, 4, seed=7) - ref[pick]).max() <= 1e-6
 
 
 @pytest.mark.parametrize("r,seed", [(64, 0), (224, 937162211)])
