@@ -237,6 +237,9 @@ def test_worker_and_in_process_batches_identical(fmnist_folder):
         assert seen == [(25, 60), (50, 60), (60, 60)]
         calib = ds2.split("train").calibration_inputs(32, 50)
         assert calib.shape == (50, 3, 32, 32)
+        few = ds2.split("val").sample(20, seed=1)
+        x, y = few.arrays(32)
+        assert x.shape == (20, 3, 32, 32) and np.array_equal(y, few.labels) and len(set(y.tolist())) >= 5
     finally:
         ds2.close()
 
@@ -267,6 +270,8 @@ def test_unreadable_and_truncated_images_stop_or_skip(tmp_path):
     assert sum(len(x) for x, _ in got) == len(ys) == 4 and ys.tolist() == [0, 0, 1, 1]
     assert sorted(p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1] for p in ds.skipped) == ["a/1.jpg", "b/2.jpg"]
     assert ds.describe()["skipped"] == 2 and "cannot identify" in " ".join(ds.skipped.values())
+    x, y = ds.split("train").arrays(32)
+    assert len(x) == len(y) == 4 and len(ds.split("train")) == 6
     with pytest.raises(ConfigError, match="on_bad_image must be"):
         FolderDataset(root, on_bad_image="ignore")
 

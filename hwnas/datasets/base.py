@@ -58,12 +58,23 @@ class Split(ABC):
         idx = np.arange(len(self) if n is None else min(n, len(self)))
         return np.concatenate([x for x, _ in self.batches(resolution, indices=idx)])
 
-    def calibration_inputs(self, resolution: int, n: int = 256, seed: int = 0) -> np.ndarray:
-        """``n`` images drawn without replacement by ``seed``, through the evaluation transform, as
-        one array — INT8 calibration data. Seeded rather than the first ``n``: a folder's splits are
-        ordered by class, so its first images would all be of one class."""
+    def arrays(self, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every preprocessed input and its label, as two arrays that always match (a skipped file
+        is missing from both) — for small sets only."""
+        xs, ys = zip(*self.batches(resolution)) if len(self) else ((), ())
+        if not xs:
+            raise DataError(f"Split '{self.name}' yielded no images ({len(self)} listed).")
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def sample(self, n: int, seed: int = 0, name: str | None = None) -> Split:
+        """``n`` images drawn without replacement by ``seed`` (kept in split order) — a fair small
+        set even where the split is ordered by class, as a folder's is."""
         idx = np.sort(np.random.default_rng(seed).permutation(len(self))[: min(n, len(self))])
-        return np.concatenate([x for x, _ in self.batches(resolution, indices=idx)])
+        return self.subset(idx, name)
+
+    def calibration_inputs(self, resolution: int, n: int = 256, seed: int = 0) -> np.ndarray:
+        """INT8 calibration data: :meth:`sample` ``(n, seed)`` through the evaluation transform."""
+        return self.sample(n, seed).arrays(resolution)[0]
 
 
 class Dataset(ABC):
