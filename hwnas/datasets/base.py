@@ -1,16 +1,17 @@
 """The dataset contract: named splits of an image classification dataset.
 
-A dataset gives :class:`~hwnas.datasets.images.ImageSet` splits by name (``train`` for BN
-recalibration, training and INT8 calibration, ``val`` for model selection, ``test`` for final
-reporting) and says what it is (``describe``: name, source, classes), so a predictor or a
-bundle can record the data it was judged on. Stages never name a dataset; they ask
+A dataset gives :class:`Split` values by name — ``train`` for BN recalibration, training and
+INT8 calibration, ``val`` for model selection, ``test`` for final reporting; in-memory
+:class:`~hwnas.datasets.images.ImageSet` arrays or :class:`~hwnas.datasets.folder.FolderSplit`
+files decoded on demand — and says what it is (``describe``: name, source, classes), so a
+predictor or a bundle can record the data it was judged on. Stages never name a dataset; they ask
 :func:`hwnas.datasets.get_dataset` for one.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,9 +40,14 @@ class Split(ABC):
 
     @abstractmethod
     def batches(self, resolution: int, batch_size: int = 500, train: bool = False, seed: int | None = None,
-                indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                indices: np.ndarray | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(inputs, labels)`` batches in order (of ``indices`` when given); ``train`` adds the
-        dataset's training augmentation, drawn from ``seed``."""
+        dataset's training augmentation, drawn from ``seed``. ``progress(done, total)`` (images) is
+        called after each batch, for a caller's progress bar and ETA.
+
+        Use the labels yielded with each batch: a split that skips undecodable files (an image
+        folder with ``on_bad_image="skip"``) leaves them out of inputs and labels together."""
 
     @abstractmethod
     def preprocessing(self, resolution: int) -> dict[str, Any]:
@@ -51,6 +57,24 @@ class Split(ABC):
         """The first ``n`` (default: all) preprocessed inputs as one array — for small sets only."""
         idx = np.arange(len(self) if n is None else min(n, len(self)))
         return np.concatenate([x for x, _ in self.batches(resolution, indices=idx)])
+
+    def arrays(self, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every preprocessed input and its label, as two arrays that always match (a skipped file
+        is missing from both) — for small sets only."""
+        xs, ys = zip(*self.batches(resolution)) if len(self) else ((), ())
+        if not xs:
+            raise DataError(f"Split '{self.name}' yielded no images ({len(self)} listed).")
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def sample(self, n: int, seed: int = 0, name: str | None = None) -> Split:
+        """``n`` images drawn without replacement by ``seed`` (kept in split order) — a fair small
+        set even where the split is ordered by class, as a folder's is."""
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[: min(n, len(self))])
+        return self.subset(idx, name)
+
+    def calibration_inputs(self, resolution: int, n: int = 256, seed: int = 0) -> np.ndarray:
+        """INT8 calibration data: :meth:`sample` ``(n, seed)`` through the evaluation transform."""
+        return self.sample(n, seed).arrays(resolution)[0]
 
 
 class Dataset(ABC):

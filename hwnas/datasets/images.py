@@ -8,7 +8,7 @@ all call it, so they cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,8 @@ class ImageSet(Split):
         return ImageSet(self.images[idx], self.labels[idx], self.mean, self.std, name or self.name)
 
     def batches(self, resolution: int, batch_size: int = 500, train: bool = False, seed: int | None = None,
-                indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                indices: np.ndarray | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         gen = None
         if train:
             import torch
@@ -47,6 +48,8 @@ class ImageSet(Split):
             sel = idx[b]
             x = preprocess(self.images[sel], resolution, self.mean, self.std, train=train, generator=gen)
             yield x.numpy(), self.labels[sel]
+            if progress is not None:
+                progress(int(b[-1]) + 1, len(idx))
 
     def preprocessing(self, resolution: int) -> dict[str, Any]:
         return {"resolution": resolution, "mean": list(self.mean), "std": list(self.std),

@@ -20,16 +20,22 @@ def load_supernet(space: str, checkpoint: str | Path | None = None, allow_random
     """The super-network of ``space`` with weights from ``checkpoint``.
 
     ``checkpoint``: a path (official OFA file, hwnas safetensors or torch file), or
-    ``None`` for the weights shipped with hwnas for that space. Without either, a
+    ``None`` for the weights shipped with hwnas for that space. Weights trained for a derived
+    space (:mod:`hwnas.supernet.derive`) register that space when it is not known yet. Without either, a
     freshly initialised network is returned when ``allow_random`` (fine for
     latency work, meaningless for accuracy) and a ``CheckpointError`` otherwise.
     Returns ``(supernet, source)`` where ``source`` says where the weights came from.
     """
     from hwnas.errors import CheckpointError
+    from hwnas.registry import SPACES
     from hwnas.supernet.elastic import ElasticMBV3
     from hwnas.supernet.ofa_checkpoint import load_supernet as _load
     from hwnas.supernet.spaces import get_space
 
+    if isinstance(space, str) and space not in SPACES and checkpoint is not None:
+        from hwnas.supernet.derive import space_from_checkpoint
+
+        space_from_checkpoint(checkpoint)  # weights trained for a derived space carry its definition
     sp = get_space(space)
     name = str(checkpoint)
     if checkpoint is None:

@@ -8,10 +8,16 @@ own mean and *biased* variance, and writes the batch-size-weighted average of
 those per-batch statistics into the running stats (no momentum, no n/(n-1)).
 It works on the elastic super-network (the first ``C`` entries of each BN are
 written) and on a static subnet alike.
+
+Accuracy is counted against the labels that come with each batch, so a split that leaves
+undecodable files out (an image folder with ``on_bad_image="skip"``) is scored on what it
+actually fed the network. Evaluation batches shrink with the resolution (about 2.6 M input
+pixels per batch: 500 images up to 71 px, 51 at 224 px) to bound the activations' memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
@@ -25,6 +31,12 @@ from hwnas.types import ArchConfig
 CALIB_IMAGES = 2000
 CALIB_BATCH = 200
 CALIB_SEED = 937162211
+EVAL_PIXELS = 2_560_000  # input pixels per evaluation batch (500 images of 71x71)
+
+
+def eval_batch_size(resolution: int) -> int:
+    """Images per evaluation batch at ``resolution`` px: 500 for small inputs, fewer for large."""
+    return max(1, min(500, EVAL_PIXELS // (resolution * resolution)))
 
 
 @contextmanager
@@ -63,8 +75,11 @@ def calibration_indices(n_available: int, n: int = CALIB_IMAGES, seed: int = CAL
 
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, data: Split, arch: ArchConfig, n_images: int = CALIB_IMAGES,
-                   batch_size: int = CALIB_BATCH, seed: int = CALIB_SEED) -> None:
-    """Reset the running statistics of ``model`` (super-network or static subnet) for ``arch``."""
+                   batch_size: int = CALIB_BATCH, seed: int = CALIB_SEED,
+                   progress: Callable[[int, int], None] | None = None) -> None:
+    """Reset the running statistics of ``model`` (super-network or static subnet) for ``arch``
+    from ``n_images`` training images of ``data`` (a fixed subset drawn by ``seed``, through the
+    dataset's training augmentation, as OFA's ``set_running_statistics`` does)."""
     from hwnas.supernet.elastic import ElasticMBV3
 
     idx = calibration_indices(len(data), n_images, seed)
@@ -72,7 +87,7 @@ def recalibrate_bn(model: nn.Module, data: Split, arch: ArchConfig, n_images: in
     was_training = model.training
     model.eval()
     with _batch_stat_bns(model, sums):
-        for x, _ in data.batches(arch.r, batch_size, train=True, seed=seed, indices=idx):
+        for x, _ in data.batches(arch.r, batch_size, train=True, seed=seed, indices=idx, progress=progress):
             x = torch.from_numpy(x)
             if isinstance(model, ElasticMBV3):
                 model(x, arch)
@@ -85,15 +100,25 @@ def recalibrate_bn(model: nn.Module, data: Split, arch: ArchConfig, n_images: in
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: Split, arch: ArchConfig, batch_size: int = 500) -> np.ndarray:
+def predict(model: nn.Module, data: Split, arch: ArchConfig, batch_size: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits, labels)`` over ``data`` in eval mode (labels as the split yielded them)."""
     from hwnas.supernet.elastic import ElasticMBV3
 
     model.eval()
-    outs = []
-    for x, _ in data.batches(arch.r, batch_size):
+    outs, labels = [], []
+    for x, y in data.batches(arch.r, batch_size or eval_batch_size(arch.r), progress=progress):
         x = torch.from_numpy(x)
         outs.append((model(x, arch) if isinstance(model, ElasticMBV3) else model(x)).numpy())
-    return np.concatenate(outs)
+        labels.append(y)
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(outs), np.concatenate(labels)
+
+
+def predict_logits(model: nn.Module, data: Split, arch: ArchConfig, batch_size: int | None = None) -> np.ndarray:
+    """Logits over every image of ``data``, in order."""
+    return predict(model, data, arch, batch_size)[0]
 
 
 def top1(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -40,6 +40,7 @@ def write_model_card(weights: Path, command: str, data_dir=None, n_random: int =
     from safetensors import safe_open
 
     from hwnas.datasets import get_dataset
+    from hwnas.supernet.derive import space_from_checkpoint
     from hwnas.supernet.evaluate import evaluate_subnet
     from hwnas.supernet.ofa_checkpoint import load_supernet
     from hwnas.supernet.spaces import get_space
@@ -48,7 +49,7 @@ def write_model_card(weights: Path, command: str, data_dir=None, n_random: int =
     with safe_open(str(weights), "pt") as fh:
         meta = dict(fh.metadata() or {})
     log = json.loads((weights.parent / "train_log.json").read_text())
-    space = get_space(meta["space"])
+    space = space_from_checkpoint(weights) or get_space(meta["space"])  # a derived space travels in the file
     net, _ = load_supernet(weights, space)
     ds = get_dataset(data_dir, space)
     train, test = ds.splits("train", "test")
@@ -73,6 +74,7 @@ def write_model_card(weights: Path, command: str, data_dir=None, n_random: int =
         "hardware": hardware_summary(),
         "train_time_s": log["history"][-1]["elapsed_s"] if log["history"] else 0.0,
         "history": log["history"],
+        "init": {"checkpoint": json.loads(meta["config"]).get("init", ""), "notes": log.get("init_notes", [])},
         "evaluation": {"split": "test", "bn_recalibration": "2000 training images", "subnets": results},
     }
     path = weights.with_name("model_card.json")

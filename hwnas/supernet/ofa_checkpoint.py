@@ -6,8 +6,9 @@ or the current ``conv``; dynamic (``.conv.conv.weight``, ``.bn.bn.``,
 ``.linear.linear.``) or static (``.conv.weight``, ``.bn.``, ``.linear.``) names;
 ``num_batches_tracked`` present or absent. Every key and shape is checked before
 anything is copied: a mismatch raises :class:`CheckpointError` listing the first
-offenders, and the network is left untouched. A different class count loads
-everything but the classifier and says so.
+offenders, and the network is left untouched. So does a tensor holding NaN or Inf
+(a diverged run exports a network that outputs NaN, silently). A different class
+count loads everything but the classifier and says so.
 """
 
 from __future__ import annotations
@@ -85,8 +86,23 @@ def match_state(model_keys: dict[str, torch.Size], state: dict[str, torch.Tensor
     return out
 
 
+def check_finite(state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Refuse a state dict with a NaN or Inf value, naming the first tensors (file names)."""
+    bad = []
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            n_nan, n_inf = int(torch.isnan(v).sum()), int(torch.isinf(v).sum())
+            bad.append(f"{k} ({n_nan} NaN, {n_inf} Inf of {v.numel()})")
+    if bad:
+        raise CheckpointError(
+            f"{source} holds non-finite values in {len(bad)} tensor(s) (first: {'; '.join(bad[:3])}): the run that "
+            "wrote it diverged or the file is corrupt; use an earlier checkpoint or retrain."
+        )
+
+
 def load_state_into(net: ElasticMBV3, state: dict[str, torch.Tensor], source: str = "checkpoint") -> list[str]:
     """Check ``state`` against ``net`` and copy it in; return notes (e.g. the skipped classifier)."""
+    check_finite(state, source)
     own = {k: v.shape for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     state = match_state(own, normalize_keys(state))
     notes: list[str] = []
@@ -119,10 +135,16 @@ def load_state_into(net: ElasticMBV3, state: dict[str, torch.Tensor], source: st
     return notes
 
 
-def load_supernet(path: str | Path, space: str | SearchSpace) -> tuple[ElasticMBV3, list[str]]:
-    """Build the super-network of ``space`` and load ``path`` into it (all-or-nothing)."""
-    net = ElasticMBV3(get_space(space))
+def load_file_into(net: ElasticMBV3, path: str | Path) -> list[str]:
+    """Load checkpoint file ``path`` into an existing ``net`` (all-or-nothing); return the notes."""
     notes = load_state_into(net, _read(path), source=f"Checkpoint '{path}'")
     for n in notes:
         log.warning(n)
+    return notes
+
+
+def load_supernet(path: str | Path, space: str | SearchSpace) -> tuple[ElasticMBV3, list[str]]:
+    """Build the super-network of ``space`` and load ``path`` into it (all-or-nothing)."""
+    net = ElasticMBV3(get_space(space))
+    notes = load_file_into(net, path)
     return net.eval(), notes
