@@ -73,10 +73,10 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision
         say(f"exported {arch.to_str()} (weights: {weights})")
         scale, scale_note, predicted = device_scale(profile, device, predicted, say)
         ev = DeviceEvaluator(device, test, arch.r, scale)
-        sens = DeviceEvaluator(device, val.subset(_first(val, SENSITIVITY_IMAGES)), arch.r, ev.scale)
+        sens = DeviceEvaluator(device, val.sample(SENSITIVITY_IMAGES), arch.r, ev.scale)
         fp32_top1, fp32_ms = ev.accuracy(fp32), ev.latency(fp32)
         say(f"fp32: top-1 {fp32_top1:.2f} % (test), {fp32_ms:.4f} ms")
-        chosen = choose_policy(precision, max_accuracy_drop, device, fp32, train.inputs(arch.r, CALIBRATION_IMAGES),
+        chosen = choose_policy(precision, max_accuracy_drop, device, fp32, train.calibration_inputs(arch.r, CALIBRATION_IMAGES),
                                sens, fp32_ms, work, say)
         bundle = write_bundle(out, overwrite, arch, device, chosen, fp32, ev, fp32_top1, fp32_ms, precision,
                               max_accuracy_drop, predicted, scale_note, weights, ds.describe(), test, lineage)
@@ -84,12 +84,6 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision
         shutil.rmtree(work, ignore_errors=True)
     say(f"bundle written to {bundle.path}")
     return bundle
-
-
-def _first(split, n: int):
-    import numpy as np
-
-    return np.arange(min(n, len(split)))
 
 
 def fp32_subnet(arch: ArchConfig, checkpoint, calib, work: Path) -> tuple[Path, str]:
