@@ -36,7 +36,7 @@ def _default_profile() -> Path:
 def ensure_holdout(profile: Path, space: str, n: int) -> float:
     """Measure held-out subnets until the profile has ``n`` of them; returns seconds spent."""
     from hwnas.latency_models.metrics import holdout_data
-    from hwnas.pipeline import measure_archs_on_device
+    from hwnas.pipeline import measure_archs
     from hwnas.profiles import DeviceProfile
     from hwnas.profiling.sampling import holdout_archs
     from hwnas.types import ArchConfig
@@ -57,7 +57,7 @@ def ensure_holdout(profile: Path, space: str, n: int) -> float:
             last[0] = time.time()
             print(f"  [{time.time() - t0:5.0f} s] {i}/{total}", flush=True)
 
-    measure_archs_on_device(profile, todo, kind="holdout", progress=progress)
+    measure_archs(prof, todo, kind="holdout", progress=progress)
     return time.time() - t0
 
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from hwnas.devices.base import host_facts
-    from hwnas.pipeline import profile_device
+    from hwnas.pipeline import profile
     from hwnas.profiles import DeviceProfile
     from hwnas.profiles.quality import describe
 
@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> dict:
             last[0] = time.time()
             print(f"[{time.time() - t0:6.0f} s] {100 * done / max(total, 1e-9):5.1f} %  {desc}", flush=True)
 
-    res = profile_device(out, [args.space], args.device, args.threads, progress=progress, samples=args.samples,
-                         reference_set=args.reference_set, repeats=args.repeats, holdout=args.holdout)
-    wall = time.time() - t0 - res["spaces"][args.space]["seconds"]["holdout"]  # evaluation rows are not profiling cost
+    rep = profile(space=[args.space], out=out, device=args.device, threads=args.threads, samples=args.samples,
+                  reference_set=args.reference_set, repeats=args.repeats, holdout=args.holdout, progress=progress)
+    wall = time.time() - t0 - rep.spaces[args.space]["seconds"]["holdout"]  # evaluation rows are not profiling cost
     load_after = os.getloadavg()
-    r = res["spaces"][args.space]
+    r = rep.spaces[args.space]
     prof = DeviceProfile.open(out)
     models, ops = prof.models_df(args.space), prof.ops_df(args.space)
     q = prof.meta["quality"]["spaces"][args.space]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -36,7 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from hwnas.devices.base import host_facts
-    from hwnas.pipeline import device_predictor, search_under_budget
+    from hwnas.latency_models import predictor_for
+    from hwnas.pipeline import search
     from hwnas.profiles import DeviceProfile
     from hwnas.searching import objectives as O
     from hwnas.searching.accuracy import load_accuracy_predictor
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_start = time.time()
     sp = get_space(args.space)
     prof = DeviceProfile.open(args.profile)
-    lat_model = device_predictor(prof, args.space, "latency_ms")
+    lat_model = predictor_for(prof, args.space, "latency_ms")
     acc_model = load_accuracy_predictor(args.space)
     measured = prof.models_df(args.space)["latency_ms"].to_numpy(dtype=float)
     budgets = args.budgets or [float(np.round(np.percentile(measured, q), 4)) for q in (25, 50, 75)]
@@ -94,18 +94,18 @@ def main(argv: list[str] | None = None) -> dict:
     loop = []
     if args.closed_loop:
         work = Path(tempfile.mkdtemp(prefix="hwnas-bench-search-"))
-        prof_copy = work / "profile"
-        shutil.copytree(args.profile, prof_copy, ignore=shutil.ignore_patterns("*.lock"))
-        for b in budgets:
-            s = search_under_budget(args.space, prof_copy, work / f"run-{b}", b, seed=0, generations=25, pop_size=50,
-                                    final_eval=0)
-            best = s["best"]
-            loop.append({"budget_ms": b, "met": s["met"], "measured_ms": (best or {}).get("measured", {}) and
-                         best["measured"].get("latency_ms"), "predicted_ms": (best or {}).get("objectives", {}).get(
-                         "latency_ms"), "arch": (best or {}).get("arch"), "measurements": len(s["checks"]),
-                         "rounds": len(s["rounds"])})
-            print(f"closed loop, budget {b:.4f} ms: met={s['met']} chosen {loop[-1]['arch']} measured "
-                  f"{loop[-1]['measured_ms']} ms after {len(s['checks'])} measurements", flush=True)
+        for b in budgets:  # each run measures into its own copy of the profile
+            front = search(space=args.space, profile=args.profile, out=work / f"run-{b}", latency_budget_ms=b, seed=0,
+                           generations=25, pop_size=50, final_eval=0)
+            cl = front.meta["closed_loop"]
+            best = None if front.best is None else front.candidates[front.best]
+            loop.append({"budget_ms": b, "met": cl["met"],
+                         "measured_ms": None if best is None else best.measured.get("latency_ms"),
+                         "predicted_ms": None if best is None else best.objectives.get("latency_ms"),
+                         "arch": None if best is None else best.arch.to_str(), "measurements": len(cl["checks"]),
+                         "rounds": len(cl["rounds"])})
+            print(f"closed loop, budget {b:.4f} ms: met={cl['met']} chosen {loop[-1]['arch']} measured "
+                  f"{loop[-1]['measured_ms']} ms after {len(cl['checks'])} measurements", flush=True)
 
     summary = {}
     for algo in ("nsga2", "random", "ofa_evolution", "random_10x"):

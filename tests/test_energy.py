@@ -121,6 +121,26 @@ def test_detect_says_why_there_is_no_meter():
         assert "pynvml" in why or "NVML" in why or "INA3221" in why
 
 
+def test_tegrastats_is_detected_where_sysfs_rails_are_not(tmp_path, monkeypatch):
+    """Detection picks tegrastats when it is on PATH and no INA3221 sysfs is readable; the meter reads
+    its lines from the process (here a program replaying the Orin lines recorded in tests/data)."""
+    import os
+    import stat
+
+    exe = tmp_path / "tegrastats"
+    exe.write_text(f"#!/bin/sh\nwhile true; do cat '{DATA / 'tegrastats_orin.txt'}'; sleep 0.02; done\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    import hwnas.devices.energy as energy
+
+    monkeypatch.setattr(energy, "_ina3221_roots", lambda: [])
+    meter, why = detect_energy_meter("CPU")
+    assert isinstance(meter, energy.TegrastatsMeter) and why == "" and meter.executable == str(exe)
+    meter.min_window_s = 0.3
+    mj, note = meter.per_inference_mj(lambda: time.sleep(0.002))
+    assert mj > 0 and "tegrastats" in note
+
+
 @pytest.mark.gpu
 def test_nvml_meter_on_a_real_gpu():
     pytest.importorskip("pynvml")

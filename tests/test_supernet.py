@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import randomize_
+from conftest import assert_agree, randomize_, structured_inputs
 from hwnas.errors import ArchError
 from hwnas.supernet.elastic import ElasticMBV3
 from hwnas.supernet.extract import extract
@@ -31,21 +31,21 @@ def test_extract_equals_supernet(space):
     sp = get_space(space)
     net = randomize_(ElasticMBV3(sp), seed=2)
     for a in _archs(sp, 6, sp.resolutions):
-        x = torch.randn(3, sp.in_channels, a.r, a.r, generator=torch.Generator().manual_seed(a.r))
+        randomize_(net, seed=2, arch=a)  # BN statistics that normalise this subnet: input-dependent outputs
+        x = torch.from_numpy(structured_inputs(4, sp.in_channels, a.r, seed=a.r))
         with torch.no_grad():
             y_super, y_static = net(x, a), extract(net, a)(x)
-        assert y_super.abs().max() > 0.1  # not a vacuous comparison
-        assert (y_super - y_static).abs().max() <= 1e-5, a.to_str()
+        assert_agree(y_static.numpy(), y_super.numpy(), 1e-4)
 
 
 def test_extract_equals_supernet_ofa_w10(ofa_net):
     sp = ofa_net.space
     for a in _archs(sp, 3, [128, 160, 176]):
-        x = torch.randn(1, 3, a.r, a.r, generator=torch.Generator().manual_seed(0))
+        randomize_(ofa_net, seed=1, arch=a)
+        x = torch.from_numpy(structured_inputs(3, 3, a.r, seed=0))
         with torch.no_grad():
             y_super, y_static = ofa_net(x, a), extract(ofa_net, a)(x)
-        assert y_super.abs().max() > 0.1
-        assert (y_super - y_static).abs().max() <= 1e-5, a.to_str()
+        assert_agree(y_static.numpy(), y_super.numpy(), 1e-4)
 
 
 def test_extracted_weights_are_copies(ofa_net):

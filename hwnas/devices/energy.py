@@ -356,12 +356,17 @@ def detect_energy_meter(provider: str = "CPU") -> tuple[EnergyMeter | None, str]
     """The meter for a device whose runtime provider is ``provider`` ("CPU", "CUDA", ...), or
     (None, why there is none). Jetson rails cover CPU and GPU alike; otherwise RAPL meters CPU
     devices and NVML GPU devices."""
+    import shutil
+
     reasons = []
     for root in _ina3221_roots():
         try:
             return Ina3221Meter(root), ""
         except (DeviceError, OSError) as exc:
             reasons.append(str(exc))
+    tegrastats = shutil.which("tegrastats")
+    if tegrastats is not None:  # a Jetson whose rail sensors sysfs does not expose to this user
+        return TegrastatsMeter(executable=tegrastats), ""
     if provider.upper() in ("CUDA", "TENSORRT", "GPU"):
         try:
             return NvmlMeter(), ""

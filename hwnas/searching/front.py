@@ -29,7 +29,6 @@ def build_front(problem: ArchProblem, archs: Sequence[ArchConfig], meta: dict | 
     ok = np.array([all(g[j, i] <= c.upper for i, c in enumerate(problem.constraints)) for j in range(len(archs))])
     pool = np.flatnonzero(ok) if ok.any() else np.arange(len(archs))
     idx = pool[non_dominated(Fmin[pool])]
-    first = problem.objectives[0]
     idx = sorted(idx, key=lambda j: Fmin[j, 0])  # best first objective first
     cands = []
     for j in idx:
@@ -38,7 +37,6 @@ def build_front(problem: ArchProblem, archs: Sequence[ArchConfig], meta: dict | 
             objs.setdefault(c.name, float(g[j, i]))
         cands.append(Candidate(archs[j], objs, bool(ok[j])))
     best = 0 if cands and cands[0].feasible else None
-    del first
     return ParetoFront(problem.space.name, tuple(cands), {o.name: o.direction for o in problem.objectives},
                        {c.name: c.upper for c in problem.constraints}, best, dict(meta or {}))
 

@@ -295,11 +295,10 @@ class SearchSpace:
     # -- canonical archs ---------------------------------------------------------
     def arch(self, ks, e, d, r) -> ArchConfig:
         """Build an arch, broadcasting scalars to every slot/stage."""
-        n, m = self.n_slots, len(self.stages)
+        n = self.n_slots
         ks = (ks,) * n if np.isscalar(ks) else tuple(ks)
         e = (e,) * n if np.isscalar(e) else tuple(e)
         d = tuple(min(d, s.max_depth) for s in self.stages) if np.isscalar(d) else tuple(d)
-        del m
         return ArchConfig(self.name, ks, e, d, int(r))
 
     def min_arch(self, r: int | None = None) -> ArchConfig:

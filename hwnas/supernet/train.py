@@ -146,6 +146,8 @@ def train_supernet(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "last.pt"
+    for stale in out.glob("*.pt.tmp"):  # a kill during a save leaves its half-written temp file: never read, removed
+        stale.unlink()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
