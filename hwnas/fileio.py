@@ -35,3 +35,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=1, default=str) + "\n").encode())
+
+
+def cache_dir(*parts: str) -> Path:
+    """hwnas's per-user cache (``HWNAS_CACHE``, else ``$XDG_CACHE_HOME/hwnas``, else ``~/.cache/hwnas``):
+    reference models and calibrations of read-only profiles. Created on first use."""
+    root = os.environ.get("HWNAS_CACHE")
+    if not root:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwnas")
+    d = Path(root).joinpath(*parts)
+    d.mkdir(parents=True, exist_ok=True)
+    return d

@@ -31,9 +31,14 @@ def prof(tmp_path_factory):
     return DeviceProfile.open(out)
 
 
+def _params(name, prof):
+    """Hyper-parameters a model needs to be built at all (the transfer model needs its sources)."""
+    return {"sources": (str(prof.root),)} if name == "transfer" else {}
+
+
 @pytest.mark.parametrize("name", LATENCY_MODELS.list())
 def test_conformance(name, prof):
-    cls_model = LATENCY_MODELS.create(name)
+    cls_model = LATENCY_MODELS.create(name, **_params(name, prof))
     space, archs, y, _ = training_data(prof)
     train, test = archs[:30], archs[30:]
     with pytest.raises(NotFittedError):

@@ -41,20 +41,23 @@ def fit_cmd(cfg: FitConfig, out: Output) -> None:
 
 @command("predict", PredictConfig)
 def predict_cmd(cfg: PredictConfig, out: Output) -> None:
-    from hwnas.latency_models import predict_all
+    from hwnas.pipeline.predictors import predict
     from hwnas.profiles import DeviceProfile
     from hwnas.types import ArchConfig
 
     prof = DeviceProfile.open(cfg.profile)
     archs = [ArchConfig.parse(a, cfg.space) for a in cfg.arch]
-    rows = predict_all(prof, archs, cfg.model)
+    rows = predict(prof, archs, cfg.device, cfg.threads, cfg.model, cfg.calibrate, cfg.coverage, cfg.checkpoint,
+                   out.say)
     if out.as_json:
         return out.json(rows)
     for r in rows:
-        vals = ", ".join(f"{t} {v:.3f} ({r['models'][t]})" for t, v in r.items() if t in r["models"])
-        out.print(f"{r['arch']}: {vals}")
-    out.print(f"[dim]device: {prof.device_name} ({prof.spec.hardware}, {prof.spec.threads} thread(s)); latency is "
-              f"normalised to the profile's reference latency ({prof.reference_ms:.3f} ms)[/dim]")
+        iv = r["latency_ms_interval"]
+        band = f" ({r['coverage']:.0%} interval {iv[0]:.3f}–{iv[1]:.3f})" if iv else ""
+        others = "".join(f", {t} {r[t]:.3f} ({r['models'][t]}, the profile's figure)" for t in r["models"]
+                         if t != "latency_ms" and t in r)
+        out.print(f"{r['arch']}: latency {r['latency_ms']:.3f} ms{band} ({r['models']['latency_ms']}){others}")
+    out.print(f"[dim]{rows[0]['calibration']}[/dim]")
 
 
 @command("evaluate", EvaluateConfig)

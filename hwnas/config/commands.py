@@ -109,6 +109,12 @@ class PredictConfig(Config):
     arch: tuple[str, ...] = option((), "Arch string, JSON dict or JSON file (repeatable).", required=True)
     model: Optional[str] = option(None, "Model name (default: the best stored one per target).")
     space: Optional[str] = option(None, "Space (if the arch string does not name it).")
+    device: Optional[str] = option(None, "Device to predict for (default: the profile's; calibrated on it first).")
+    threads: Optional[int] = option(None, "Runtime threads of --device (default: the profile's).")
+    calibrate: bool = option(True, "Check the profile on the device first; --no-calibrate prints the profile's "
+                                   "own figures, marked uncalibrated.")
+    coverage: float = option(0.9, "Nominal coverage of the prediction intervals.")
+    checkpoint: Optional[Path] = option(None, "Super-network weights for the calibration subnets (default: shipped).")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,13 @@ class ProfileConfig(Config):
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped, else random initialisation "
                                               "— latency does not depend on weight values).")
     device_options: dict[str, str] = option(None, "Device option KEY=VALUE (repeatable).", flag="--option")
+    few_shot: int = option(0, "Profile a device never profiled from at most this many measurements plus the "
+                              "--from profiles of other devices (a 'transfer' latency model); 0: a full profile.")
+    from_profiles: tuple[Path, ...] = option((), "Source profiles of other devices for --few-shot (repeatable).",
+                                             flag="--from")
+    target_error: Optional[float] = option(None, "With --few-shot: keep measuring the subnets the model is least "
+                                                 "sure of until its leave-one-out error (MAPE) is below this, e.g. "
+                                                 "0.05, and stop.")
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,15 @@ class SearchConfig(Config):
     data: Optional[str] = option(None, "Dataset name or folder for the final accuracy check (default: the space's).")
     final_eval: int = option(3, "Final candidates evaluated on the super-network (validation split).")
     add_to_profile: bool = option(False, "Also add the closed loop's measurements to --profile (refused for a "
-                                         "shipped profile).")
+                                         "shipped profile or one measured on another host).")
+    device: Optional[str] = option(None, "Device to search for (default: the profile's; the profile is calibrated "
+                                         "on it first).")
+    threads: Optional[int] = option(None, "Runtime threads of --device (default: the profile's).")
+    calibrate: bool = option(True, "Check the profile on the device first (measures up to 20 subnets, about a "
+                                   "minute, unless a fresh calibration exists); --no-calibrate marks every figure "
+                                   "uncalibrated.")
+    confidence: Optional[float] = option(None, "Only candidates that meet the latency budget with this confidence "
+                                               "(e.g. 0.95, from the model's prediction intervals).")
 
 
 @dataclass(frozen=True)

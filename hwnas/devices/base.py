@@ -260,6 +260,10 @@ def host_facts() -> dict[str, Any]:
     except (OSError, StopIteration, ValueError):
         pass
     try:
+        facts["boot_id"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        pass
+    try:
         flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
                          if line.startswith(("flags", "Features"))).split(":", 1)[1].split())
         facts["isa"] = sorted(flags & set(ISA_FLAGS))
@@ -275,6 +279,13 @@ def host_facts() -> dict[str, Any]:
             continue
     facts["libraries"] = libs
     return facts
+
+
+def host_fingerprint(facts: dict[str, Any]) -> dict[str, Any]:
+    """What must not change for a measurement of this host to stay valid: CPU, cores, memory, ISA,
+    kernel, and the boot (a new boot, or a new machine of the same kind, is a new host)."""
+    keys = ("cpu", "logical_cores", "memory_gb", "isa", "os", "machine", "boot_id")
+    return {k: facts.get(k) for k in keys}
 
 
 def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -11,7 +11,6 @@ measured so both spend similar time per burst.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +75,9 @@ def reference_onnx(name: str, directory: str | os.PathLike | None = None) -> Pat
     if name not in REFERENCES:
         raise UnknownNameError(f"Unknown reference '{name}'.{did_you_mean(name, REFERENCES)} "
                                f"Available: {', '.join(REFERENCES)}.")
-    d = Path(directory) if directory is not None else Path(
-        os.environ.get("HWNAS_CACHE", Path(tempfile.gettempdir()) / "hwnas-cache")) / "references"
+    from hwnas.fileio import cache_dir
+
+    d = Path(directory) if directory is not None else cache_dir("references")
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{name}.onnx"
     if not path.exists():

@@ -48,14 +48,15 @@ class Chosen:
 
 def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision: str = "mixed",
           max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, data: str | None = None,
-          predicted: dict[str, float] | None = None, profile: str | os.PathLike | None = None,
+          predicted: dict[str, float] | None = None, predicted_for: str | None = None,
           overwrite: bool = False, lineage: dict[str, Any] | None = None,
           progress: Callable[[str], None] | None = None) -> DeploymentBundle:
     """Export ``arch`` for ``device`` into a bundle at ``out`` (see the module doc).
 
     ``precision``: ``fp32``, ``int8`` (every layer) or ``mixed`` (searched per layer group under
-    ``max_accuracy_drop`` points of top-1). ``profile``: the search's profile — when it was measured
-    on this device with these settings, latency is put on its scale and ``predicted`` figures are kept.
+    ``max_accuracy_drop`` points of top-1). Every latency is this device's milliseconds now: reference
+    ratio × the reference latencies measured when the export starts. ``predicted`` figures (the
+    search's) are kept only when they were made for this very device (``predicted_for``: its spec id).
     """
     from hwnas.datasets import get_dataset
 
@@ -71,7 +72,7 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision
     try:
         fp32, weights = fp32_subnet(arch, checkpoint, train, work)
         say(f"exported {arch.to_str()} (weights: {weights})")
-        scale, scale_note, predicted = device_scale(profile, device, predicted, say)
+        scale, scale_note, predicted = device_scale(device, predicted, predicted_for, say)
         ev = DeviceEvaluator(device, test, arch.r, scale)
         sens = DeviceEvaluator(device, val.sample(SENSITIVITY_IMAGES), arch.r, ev.scale)
         fp32_top1, fp32_ms = ev.accuracy(fp32), ev.latency(fp32)
@@ -102,23 +103,20 @@ def fp32_subnet(arch: ArchConfig, checkpoint, calib, work: Path) -> tuple[Path, 
     return export_onnx(sub, net.space.input_shape(arch), work / "model.fp32.onnx"), source
 
 
-def device_scale(profile, device: Device, predicted: dict[str, float] | None, say) -> tuple[dict, str, dict]:
-    """``(scale, note, predicted)``: the profile's canonical reference latencies when ``profile`` was
-    measured on this device with these settings (so the bundle's figures sit on the scale of the
-    search's predictions and closed-loop measurements); else an empty scale (the export's first
-    reference measurement fixes it) and the search's device predictions dropped."""
-    predicted = dict(predicted or {})
-    if profile is None:
-        return {}, "reference-normalised on this export's own scale", predicted
-    from hwnas.profiles import DeviceProfile
+def device_scale(device: Device, predicted: dict[str, float] | None, predicted_for: str | None,
+                 say) -> tuple[dict, str, dict]:
+    """``(scale, note, predicted)``: the reference latencies on ``device`` now (every figure of the bundle
+    is ratio × these: the device's milliseconds, drift within the export cancelled), and the search's
+    predictions where they were made for this device with these settings."""
+    from hwnas.profiling.session import reference_latencies
+    from hwnas.types import utc_now
 
-    prof = DeviceProfile.open(profile)
-    if prof.device_id == device.spec().id() and prof.reference_ms_by_name:
-        return dict(prof.reference_ms_by_name), f"reference-normalised on the scale of profile {profile}", predicted
-    say(f"the search's device predictions are for the device of {profile}, not {device.name} with these "
-        "settings: this bundle reports measured latency only")
-    kept = {k: v for k, v in predicted.items() if k not in DEVICE_FIGURES}
-    return {}, f"reference-normalised on this export's own scale (profile {profile} was measured on another device)", kept
+    predicted = dict(predicted or {})
+    if predicted_for is not None and predicted_for != device.spec().id():
+        say(f"the search's device predictions were made for another device or settings, not {device.name} as "
+            "configured here: this bundle reports measured figures only")
+        predicted = {k: v for k, v in predicted.items() if k not in DEVICE_FIGURES}
+    return reference_latencies(device), f"milliseconds of {device.name} at {utc_now()}", predicted
 
 
 def choose_policy(precision: str, budget_pts: float, device: Device, fp32: Path, calibration, sens: DeviceEvaluator,

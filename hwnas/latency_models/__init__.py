@@ -32,6 +32,8 @@ _MODELS = {
     "kernel": ("hwnas.latency_models.kernel", "KernelModel", "sum of the runtime's fused kernels (nn-Meter style)"),
     "e2e": ("hwnas.latency_models.learned", "E2EModel", "gradient-boosted trees on the arch + analytic features"),
     "hybrid": ("hwnas.latency_models.learned", "HybridModel", "table sum x learned residual"),
+    "transfer": ("hwnas.latency_models.transfer", "TransferModel",
+                 "few-shot: other devices' predictions mapped onto this one from a few measurements"),
 }
 PREFERENCE = ("hybrid", "kernel", "e2e", "lut", "flops")
 """Default choice when a profile stores several models and none has recorded metrics."""
@@ -128,15 +130,20 @@ def load_latency_model(prof, name: str | None = None, target: str = "latency_ms"
 
 def fit_and_score(prof, name: str, target: str = "latency_ms", space: str | None = None, folds: int = 5,
                   **params: Any):
-    """Fit ``name`` on the profile's fitting rows, with ``metrics_`` from ``folds``-fold cross-validation
-    on those rows (None when there are too few); stores nothing."""
+    """Fit ``name`` on the profile's fitting rows, with ``metrics_`` and the conformal errors of its
+    intervals (``interval_``) from ``folds``-fold cross-validation on those rows (none when there
+    are too few); stores nothing."""
+    from hwnas.latency_models.intervals import log_errors
     from hwnas.latency_models.metrics import cross_val_predict, score
 
     model = fit_latency_model(prof, name, target=target, space=space, **params)
     space, archs, y, _ = training_data(prof, model.space_, target)
     k = min(folds, len(archs))
-    model.metrics_ = ({**score(y, cross_val_predict(prof, name, archs, y, target, space, k, **params)),
-                       "protocol": f"{k}-fold cross-validation on the fitting rows"} if k >= 2 else None)
+    model.metrics_ = None
+    if k >= 2:
+        oof = cross_val_predict(prof, name, archs, y, target, space, k, **params)
+        model.metrics_ = {**score(y, oof), "protocol": f"{k}-fold cross-validation on the fitting rows"}
+        model.interval_ = log_errors(y, oof)
     return model
 
 
@@ -150,11 +157,12 @@ def predictor_for(prof, space: str, target: str = "latency_ms", model: str | Non
     last: ProfileError | None = None
     for name in ([model] if model else ["hybrid", "e2e"]):
         try:
-            m = fit_latency_model(prof, name, target=target, space=space)
+            m = fit_and_score(prof, name, target=target, space=space)
         except ProfileError as exc:
             last = exc
             continue
-        prof.save_model(m)
+        if not prof.shipped:
+            prof.save_model(m)
         if on_fit is not None:
             on_fit(f"fitted a '{name}' {target} model on the profile (none was stored)")
         return m

@@ -102,6 +102,20 @@ class LatencyModel:
             return np.zeros(0)
         return np.asarray(self._predict(archs), dtype=np.float64)
 
+    def predict_interval(self, archs: Sequence[ArchConfig], coverage: float = 0.9
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(prediction, low, high)``: a conformal interval from the model's out-of-sample errors
+        (``interval_``, set when it was scored — see :mod:`hwnas.latency_models.intervals`)."""
+        from hwnas.latency_models.intervals import bounds
+
+        pred = self.predict(archs)
+        errors = getattr(self, "interval_", None)
+        if errors is None:
+            raise NotFittedError(f"Model '{self.name}' has no out-of-sample errors to build intervals from: fit it "
+                                 "with fit_and_score (as 'hwnas fit' does) or calibrate it on the device.")
+        lo, hi = bounds(pred, errors, coverage)
+        return pred, lo, hi
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "space_"):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit(...) or load a fitted one.")
@@ -127,7 +141,8 @@ class LatencyModel:
                 "space": self.space_, "target": self.target_, "params": self.get_params(),
                 "n_samples": self.n_samples_, "device_id": self.device_id_,
                 "fitted": utc_now(),
-                "metrics": getattr(self, "metrics_", None), "state": self._state()}
+                "metrics": getattr(self, "metrics_", None), "interval": getattr(self, "interval_", None),
+                "state": self._state()}
 
 
 def model_from_json(data: dict[str, Any], source: str = "model file") -> LatencyModel:
@@ -148,5 +163,7 @@ def model_from_json(data: dict[str, Any], source: str = "model file") -> Latency
     model.n_samples_, model.device_id_ = data.get("n_samples", 0), data.get("device_id")
     if data.get("metrics") is not None:
         model.metrics_ = data["metrics"]
+    if data.get("interval") is not None:
+        model.interval_ = [float(v) for v in data["interval"]]
     model._set_state(data["state"])
     return model

@@ -28,8 +28,9 @@ def run(cfg: QuickstartConfig, progress: Say | None = None) -> dict[str, Any]:
     prof, profile_note = profile_step(cfg, dev, out / "profile", say)
     timings["profile_s"], t = time.time() - t, time.time()
     model_name, ev, plots = latency_step(cfg, prof, out, say)
+    dm = calibrate_step(cfg, prof, dev, model_name, say)
     timings["fit_s"], t = time.time() - t, time.time()
-    budget = cfg.latency_budget_ms if cfg.latency_budget_ms is not None else median_budget(prof, cfg.space, say)
+    budget = cfg.latency_budget_ms if cfg.latency_budget_ms is not None else median_budget(prof, cfg.space, dm, say)
     front, best = search_step(cfg, prof, out / "search", budget, model_name, say)
     timings["search_s"], t = time.time() - t, time.time()
     say(f"[4/5] exporting {best.arch.to_str()} with a searched mixed-precision policy")
@@ -42,6 +43,7 @@ def run(cfg: QuickstartConfig, progress: Say | None = None) -> dict[str, Any]:
         f"{'ok' if check.latency.ok else 'MISMATCH'} ({check.latency.diff:+.1%})")
     timings["total_s"] = time.time() - t0
     summary = summarize(cfg, profile_note, best, budget, bundle, check, ev["models"][model_name], timings)
+    summary["calibration"] = dm.note
     summary["report"] = str(report_step(out, summary, front, ev, plots, bundle))
     atomic_write_json(out / "quickstart.json", summary)
     return summary
@@ -108,12 +110,25 @@ def latency_step(cfg: QuickstartConfig, prof, out: Path, say: Say):
     return name, ev, plots
 
 
-def median_budget(prof, space: str, say: Say) -> float:
+def calibrate_step(cfg: QuickstartConfig, prof, dev, model_name: str, say: Say):
+    """The profile's latency model checked on this device (a shipped profile is calibrated here)."""
+    from hwnas.pipeline.predictors import device_latency_model
+
+    dm = device_latency_model(prof, cfg.space, dev, model=model_name, say=say)
+    if dm.calibration is None:
+        say(f"      {dm.note}")
+    return dm
+
+
+def median_budget(prof, space: str, dm, say: Say) -> float:
+    """The median profiled subnet's latency on this device now (the calibrated prediction)."""
     import numpy as np
 
-    lat = prof.models_df(space)["latency_ms"].to_numpy(dtype=float)
-    budget = float(np.round(np.percentile(lat, 50), 4))
-    say(f"[3/5] no budget given: using the profile's median subnet latency, {budget:g} ms")
+    from hwnas.types import ArchConfig
+
+    archs = [ArchConfig.parse(a) for a in prof.models_df(space, kinds=["random", "reference"])["arch"]]
+    budget = float(np.round(np.percentile(dm.model.predict(archs), 50), 4))
+    say(f"[3/5] no budget given: using the median profiled subnet's latency on this device, {budget:g} ms")
     return budget
 
 

@@ -22,10 +22,6 @@ from hwnas.types import Progress, Say
 
 C = TypeVar("C", bound=Config)
 
-OBJECTIVE_NAMES = {"accuracy": "accuracy_top1", "latency": "latency_ms", "memory": "memory_mb",
-                   "energy": "energy_mj", "macs": "macs_m", "params": "params_m"}
-
-
 def configure(cls: type[C], config: C | None, fields: dict[str, Any]) -> C:
     """``config`` with ``fields`` applied (or a new one from ``fields``), checked complete."""
     if config is not None and not isinstance(config, cls):
@@ -75,11 +71,14 @@ def device_from(name: str, threads: int = 1, options: dict[str, Any] | None = No
     return get_device(name, threads=threads, **settings, **parse_options(options or {}))
 
 
-def profile_device(prof, name: str | None = None):
-    """The device a profile was measured on, with the settings it records."""
+def profile_device(prof, name: str | None = None, threads: int | None = None):
+    """The device a profile was measured on, with the settings it records — or another device
+    (``name``, ``threads``) to use the profile for, with that device's own defaults."""
     spec = prof.spec
-    return device_from(name or prof.device_name, spec.threads, prof.device_options, batch_size=spec.batch_size,
-                       precision=spec.precision)
+    if name is None or name == prof.device_name:
+        return device_from(prof.device_name, threads or spec.threads, prof.device_options,
+                           batch_size=spec.batch_size, precision=spec.precision)
+    return device_from(name, threads or spec.threads, batch_size=spec.batch_size)
 
 
 # =========================================================================== 1. profile a device
@@ -118,99 +117,11 @@ def measure_archs(prof, archs, kind: str = "search", checkpoint: str | os.PathLi
 
 # =========================================================================== 2. search under a budget
 def search(config: SearchConfig | None = None, /, *, progress: Say | None = None, **fields: Any):
-    """Search the config's space under its budgets with predictors from its profile, verified on the
-    device; writes the run directory and returns the :class:`~hwnas.types.ParetoFront`."""
-    from dataclasses import replace
+    """Search the config's space under its budgets, for its device (the profile's, calibrated there),
+    verified on that device; writes the run directory and returns the :class:`~hwnas.types.ParetoFront`."""
+    from hwnas.pipeline.search_run import run
 
-    from hwnas.profiles import DeviceProfile
-    from hwnas.searching.budgets import check_reachable
-    from hwnas.searching.run import NSGA2, SearchProblem, Termination, search as run_search
-    from hwnas.searching.run_dir import save_run
-    from hwnas.supernet.spaces import get_space
-
-    cfg = configure(SearchConfig, config, fields)
-    say = progress or (lambda msg: None)
-    source = DeviceProfile.open(cfg.profile)
-    source.check_space(cfg.space)
-    work = source.copy_to(Path(cfg.out) / "profile")  # the closed loop measures into the run's own copy
-    objectives, predictors, budgets = search_objectives(cfg, work, say)
-    res = tuple(get_space(cfg.space).resolutions)  # end-to-end samples span them all; the block table interpolates
-    check_reachable(cfg.space, predictors, budgets, res)
-    problem = SearchProblem(cfg.space, tuple(objectives), budgets, res)
-    check = device_check(cfg, work, predictors, say) if cfg.closed_loop else None
-    front = run_search(problem, NSGA2(cfg.pop_size, cfg.seed), Termination(generations=cfg.generations), check, say)
-    front = final_accuracy(front, cfg, say)
-    lineage = {"config": cfg.to_dict(), "parent": {"kind": "profile", "path": str(cfg.profile),
-                                                   "id": source.content_id()}}
-    front = replace(front, meta={**front.meta, "profile": str(work.root), "source_profile": str(cfg.profile),
-                                 "lineage": lineage, "predictors": {n: p.name for n, p in predictors.items()}})
-    save_run(cfg.out, front, cfg.to_dict())
-    if cfg.add_to_profile:
-        from hwnas.profiles import merge_profiles
-
-        added = merge_profiles(cfg.profile, work.root)
-        say(f"added {added['models']} measured subnets to {cfg.profile}")
-    return front
-
-
-def search_objectives(cfg: SearchConfig, prof, say: Say):
-    """(objectives, device predictors by name, budgets) for a search config on a profile."""
-    from hwnas.errors import ConfigError
-    from hwnas.latency_models import predictor_for
-    from hwnas.searching import objectives as O
-    from hwnas.searching.accuracy import load_accuracy_predictor
-
-    unknown = [o for o in cfg.objectives if o not in OBJECTIVE_NAMES]
-    if unknown or "accuracy" not in cfg.objectives:
-        raise ConfigError(f"--objectives must include 'accuracy' and only use {', '.join(OBJECTIVE_NAMES)}; "
-                          f"got {', '.join(cfg.objectives)}.")
-    budgets = {k: v for k, v in (("latency_ms", cfg.latency_budget_ms), ("memory_mb", cfg.memory_budget_mb),
-                                 ("energy_mj", cfg.energy_budget_mj)) if v is not None}
-    needed = sorted({OBJECTIVE_NAMES[o] for o in cfg.objectives if o in ("latency", "memory", "energy")} | set(budgets))
-    predictors = {n: predictor_for(prof, cfg.space, n, cfg.latency_model if n == "latency_ms" else None, say)
-                  for n in needed}
-    acc = O.from_predictor("accuracy_top1", load_accuracy_predictor(cfg.space, cfg.accuracy_predictor), "max")
-    extra = [O.macs(cfg.space) if o == "macs" else O.params(cfg.space) for o in cfg.objectives if o in ("macs", "params")]
-    return [acc] + [O.from_predictor(n, p) for n, p in predictors.items()] + extra, predictors, budgets
-
-
-def device_check(cfg: SearchConfig, prof, predictors: dict, say: Say):
-    """The closed loop's link to the device: measure into the run's profile copy, refit on it."""
-    from hwnas.latency_models import fit_latency_model
-    from hwnas.searching.closed_loop import DeviceCheck
-
-    dev = profile_device(prof)
-    metrics = ["latency_ms", "memory_mb"]
-    domain, why = dev.energy_status()
-    if domain is not None:
-        metrics.append("energy_mj")
-
-    def measure(archs):
-        rows = measure_archs(prof, archs, kind="search", checkpoint=cfg.checkpoint)
-        return [{n: v for n, v in r.metrics().items() if n in predictors or n in metrics} for r in rows]
-
-    def refit(archs, measured):
-        new = {n: fit_latency_model(prof, p.name, target=n, space=cfg.space) for n, p in predictors.items()}
-        for m in new.values():
-            prof.save_model(m)
-        say(f"refitted {', '.join(new)} on {len(archs)} new measurements")
-        return new
-
-    return DeviceCheck(measure, tuple(metrics), refit, cfg.top_k, cfg.max_measurements,
-                       unmeasurable={"energy_mj": why} if domain is None else {})
-
-
-def final_accuracy(front, cfg: SearchConfig, say: Say):
-    """The recommended candidates evaluated on the super-network itself (validation split)."""
-    if not cfg.final_eval or not front.candidates:
-        return front
-    from hwnas.datasets import get_dataset
-    from hwnas.supernet import load_supernet
-    from hwnas.supernet.evaluate import evaluate_candidates
-
-    train, val = get_dataset(cfg.data, cfg.space).splits("train", "val")
-    net, _ = load_supernet(cfg.space, cfg.checkpoint, allow_random=False)
-    return evaluate_candidates(front, net, train, val, cfg.final_eval, say)
+    return run(configure(SearchConfig, config, fields), progress)
 
 
 # =========================================================================== 3. export, and verify
@@ -219,15 +130,15 @@ def export(config: ExportConfig | None = None, /, *, progress: Say | None = None
     from hwnas.exporting.build import build
 
     cfg = configure(ExportConfig, config, fields)
-    arch, predicted, profile_dir, parent = export_subject(cfg)
+    arch, predicted, predicted_for, parent = export_subject(cfg)
     dev = device_from(cfg.device, cfg.threads)
     return build(arch, cfg.out, device=dev, precision=cfg.precision, max_accuracy_drop=cfg.max_accuracy_drop,
-                 checkpoint=cfg.checkpoint, data=cfg.data, predicted=predicted, profile=profile_dir,
+                 checkpoint=cfg.checkpoint, data=cfg.data, predicted=predicted, predicted_for=predicted_for,
                  overwrite=cfg.overwrite, lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress)
 
 
 def export_subject(cfg: ExportConfig):
-    """(arch, predicted figures, the search's profile, parent record) of what an export config names."""
+    """(arch, predicted figures, the device they were predicted for, parent record) of what an export names."""
     from hwnas.errors import ConfigError
 
     if cfg.run is not None:
@@ -236,8 +147,7 @@ def export_subject(cfg: ExportConfig):
 
         front = ParetoFront.load(cfg.run)
         idx, cand = front.pick(cfg.pick)
-        prof = front.meta.get("profile")
-        return (cand.arch, dict(cand.objectives), prof if prof and Path(prof).is_dir() else None,
+        return (cand.arch, dict(cand.objectives), front.meta.get("device_id"),
                 {"kind": "run", "path": str(cfg.run), "id": run_id(cfg.run), "candidate": idx})
     if cfg.arch is not None:
         from hwnas.types import ArchConfig

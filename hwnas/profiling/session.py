@@ -66,7 +66,7 @@ class MeasureSession:
         self.kernel_times = kernel_times
         if not prof.meta.get("reference", {}).get("ms"):
             prof.update_meta(reference={
-                "primary": PRIMARY_REFERENCE, "ms": self._calibrate(), "calibrated": utc_now(),
+                "primary": PRIMARY_REFERENCE, "ms": reference_latencies(device), "calibrated": utc_now(),
                 "sha256": {n: file_sha256(reference_onnx(n)) for n in REFERENCES}})
         self.canonical = prof.reference_ms_by_name
         domain, why = device.energy_status() if energy else (None, "energy measurement switched off")
@@ -79,7 +79,7 @@ class MeasureSession:
                 "peak_memory_mb": "measured: peak resident memory (VmHWM) of loading and running the model, "
                                   "MiB over the process's size before loading",
                 "analytic_memory_mb": "computed: ONNX initializers + peak live activations by tensor lifetimes"})
-        ref_now = self._time_primary(3)
+        ref_now = primary_latency(device, 3)
         self._recent_ref.append(ref_now / prof.reference_ms)
         self.session_id = len(prof.sessions)
         load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -87,32 +87,6 @@ class MeasureSession:
             "id": self.session_id, "started": utc_now(), "primary_ms": ref_now,
             "drift_vs_canonical": ref_now / prof.reference_ms - 1.0, "loadavg": load, "note": note,
             "host": device.host_facts(), "config": config}])
-
-    # ------------------------------------------------------------------ references
-    def _time_primary(self, rounds: int = 5) -> float:
-        """Median of ``rounds`` short plain timings of the primary reference (ms): one burst of
-        interference moves one of them, not the figure."""
-        import numpy as np
-
-        from hwnas.devices.reference import reference_onnx
-        from hwnas.devices.timing import TimingConfig
-
-        cfg = TimingConfig(warmup=5, runs=60, min_runs=10, budget_s=0.2)
-        path = reference_onnx(PRIMARY_REFERENCE)
-        return float(np.median([self.device.measure(path, cfg, reference="none").stats.median_ms
-                                for _ in range(rounds)]))
-
-    def _calibrate(self) -> dict[str, float]:
-        from hwnas.devices.reference import reference_onnx
-        from hwnas.devices.timing import TimingConfig
-
-        primary = self._time_primary()
-        out = {PRIMARY_REFERENCE: primary}
-        for name in REFERENCES:
-            if name != PRIMARY_REFERENCE:
-                m = self.device.measure(reference_onnx(name), TimingConfig(bursts=8), reference=PRIMARY_REFERENCE)
-                out[name] = m.ref.ratio * primary
-        return out
 
     # ------------------------------------------------------------------ one model
     def measure(self, onnx_path: str | os.PathLike, timing, energy: bool = True) -> tuple[Measurement, dict[str, Any]]:
@@ -168,6 +142,35 @@ class MeasureSession:
     def _badness(self, m) -> float:
         return max(m.ref.ratio_spread / RETRY_SPREAD,
                    abs(self._ref_level(m) / self._typical_level() - 1.0) / RETRY_REF_DRIFT)
+
+
+def primary_latency(device: Device, rounds: int = 5) -> float:
+    """Median of ``rounds`` short plain timings of the primary reference on ``device`` (ms): one burst
+    of interference moves one of them, not the figure."""
+    import numpy as np
+
+    from hwnas.devices.reference import reference_onnx
+    from hwnas.devices.timing import TimingConfig
+
+    cfg = TimingConfig(warmup=5, runs=60, min_runs=10, budget_s=0.2)
+    path = reference_onnx(PRIMARY_REFERENCE)
+    return float(np.median([device.measure(path, cfg, reference="none").stats.median_ms for _ in range(rounds)]))
+
+
+def reference_latencies(device: Device) -> dict[str, float]:
+    """The latency of every reference model on ``device`` now (ms): the primary timed plainly, the others
+    through their interleaved ratio to it, so all describe the same moment. A profile's canonical
+    scale, and the scale of every run that reports this device's milliseconds."""
+    from hwnas.devices.reference import reference_onnx
+    from hwnas.devices.timing import TimingConfig
+
+    primary = primary_latency(device)
+    out = {PRIMARY_REFERENCE: primary}
+    for name in REFERENCES:
+        if name != PRIMARY_REFERENCE:
+            m = device.measure(reference_onnx(name), TimingConfig(bursts=8), reference=PRIMARY_REFERENCE)
+            out[name] = m.ref.ratio * primary
+    return out
 
 
 def _describe(spec: dict[str, Any]) -> str:

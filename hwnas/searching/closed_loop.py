@@ -51,6 +51,8 @@ class DeviceCheck:
     max_rounds: int = 6
     tolerance: float = 0.10
     unmeasurable: dict[str, str] = field(default_factory=dict)
+    uncertain: Callable[[list[ArchConfig]], "np.ndarray"] | None = None
+    """Which candidates' prediction intervals cross a budget: measured too, beyond the top ``k``."""
 
 
 def meets(m: Measured, budgets: dict[str, float]) -> bool:
@@ -74,8 +76,9 @@ def closed_loop(problem, algorithm, termination: Termination, check: DeviceCheck
     initial: list[ArchConfig] | None = None
     objectives = list(problem.objectives)
     for rnd in range(check.max_rounds):
+        limits = {n: _measured_first(Objective(n, fn), measured).fn for n, fn in problem.limits.items()}
         pr = problem.with_objectives([_measured_first(o, measured) if o.name in check.metrics else o
-                                      for o in objectives]).arch_problem()
+                                      for o in objectives], limits).arch_problem()
         front = build_front(pr, algorithm.run(pr, termination, initial, rnd))
         todo, info = _next_to_measure(front, quality, measured, check, pr, rnd)
         rounds.append(info)
@@ -125,8 +128,14 @@ def _next_to_measure(front: ParetoFront, quality: Objective, measured, check: De
         return [], {**info, "stop": "best candidate meets the budget as measured"}
     if len(measured) >= check.max_measurements:
         return [], {**info, "stop": "measurement budget spent"}
-    room = min(check.top_k, check.max_measurements - len(measured))
-    todo = [c.arch for c in feas if c.arch.key() not in measured][:room]
+    room = check.max_measurements - len(measured)
+    fresh = [c.arch for c in feas if c.arch.key() not in measured]
+    todo = fresh[:min(check.top_k, room)]
+    if check.uncertain is not None and len(todo) < room:  # candidates whose interval crosses the budget
+        rest = fresh[len(todo):]
+        crossing = [a for a, u in zip(rest, check.uncertain(rest) if rest else []) if u]
+        todo += crossing[:room - len(todo)]
+        info["crossing_budget"] = len(crossing)
     return todo, (info if todo else {**info, "stop": "every feasible candidate measured"})
 
 

@@ -76,3 +76,16 @@ def budget(objective: Objective, upper: float) -> Constraint:
     if objective.direction != "min":
         raise ConfigError(f"A budget needs a minimised objective; '{objective.name}' is maximised.")
     return Constraint(objective.name, objective.fn, float(upper))
+
+
+def upper_bound(predictor, confidence: float) -> BatchFn:
+    """The one-sided ``confidence`` upper bound of a predictor with intervals (``predict_interval``):
+    a budget judged on it is met with that confidence, as far as the intervals hold."""
+    if not 0.5 < confidence < 1:
+        raise ConfigError(f"--confidence must be between 0.5 and 1, got {confidence}.")
+    coverage = 2 * confidence - 1  # a two-sided interval of this coverage has the wanted one-sided upper bound
+
+    def fn(archs):
+        return np.asarray(predictor.predict_interval(list(archs), coverage)[2], dtype=float)
+
+    return fn

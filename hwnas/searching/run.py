@@ -34,6 +34,9 @@ class SearchProblem:
     objectives: tuple[Objective, ...]
     budgets: dict[str, float] = field(default_factory=dict)
     resolutions: tuple[int, ...] | None = None
+    limits: dict[str, Callable] = field(default_factory=dict)
+    """Budget name → the function a budget is judged on, where it is not the objective's own value
+    (e.g. the upper bound of a prediction interval: ``--confidence``)."""
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.objectives]
@@ -47,13 +50,14 @@ class SearchProblem:
     def quality(self) -> Objective:
         return next(o for o in self.objectives if o.direction == "max")
 
-    def with_objectives(self, objectives: Sequence[Objective]) -> SearchProblem:
-        return replace(self, objectives=tuple(objectives))
+    def with_objectives(self, objectives: Sequence[Objective], limits: dict[str, Callable] | None = None
+                        ) -> SearchProblem:
+        return replace(self, objectives=tuple(objectives), limits=self.limits if limits is None else limits)
 
     def arch_problem(self) -> ArchProblem:
         """The pymoo problem: objectives plus one constraint per budget."""
         by = {o.name: o for o in self.objectives}
-        cons = [Constraint(n, by[n].fn, b) for n, b in self.budgets.items()]
+        cons = [Constraint(n, self.limits.get(n, by[n].fn), b) for n, b in self.budgets.items()]
         return ArchProblem(self.space, list(self.objectives), cons,
                            None if self.resolutions is None else list(self.resolutions))
 

@@ -1,0 +1,129 @@
+"""Calibration: a profile is checked on the device at hand before its milliseconds are used; the
+few-shot transfer model; prediction intervals that cover what they claim."""
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from hwnas.profiles import DeviceProfile
+from hwnas.profiles.profile import SHIPPED_DIR
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "hwnas.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_profile(tmp_path_factory):
+    """A small real ONNX Runtime profile of tiny-mbv3 (block table, 8 reference subnets)."""
+    from hwnas.pipeline import profile
+
+    out = tmp_path_factory.mktemp("cal") / "ort"
+    profile(space=["tiny-mbv3"], out=out, samples=24, reference_set=8, repeats=2, resolutions=[16, 28], quick=True)
+    return DeviceProfile.open(out)
+
+
+@pytest.mark.openvino
+def test_a_profile_used_for_another_device_is_calibrated_and_the_record_stored(tiny_profile):
+    from hwnas.devices import get_device
+    from hwnas.pipeline.predictors import device_latency_model
+    from hwnas.profiling.calibration import find_fresh
+
+    dev = get_device("openvino-cpu", threads=1)
+    msgs = []
+    dm = device_latency_model(tiny_profile, "tiny-mbv3", dev, say=msgs.append)
+    assert dm.calibrated and dm.calibration is not None and "transferred to this host" in dm.note
+    assert any("transferred to this host" in m for m in msgs)
+    rec = dm.calibration
+    assert rec.device["runtime"] == "openvino" and len(rec.archs) == len(rec.measured_ms) == 8
+    assert all(ms > 0 for ms in rec.measured_ms) and rec.summary["n"] == 8
+    stored = list((tiny_profile.root / "calibrations").glob("tiny-mbv3-*.json"))
+    assert len(stored) == 1 and json.loads(stored[0].read_text())["device_id"] == dev.spec().id()
+    # fresh: reused without measuring
+    again = device_latency_model(tiny_profile, "tiny-mbv3", dev, say=msgs.append)
+    assert again.calibration.when == rec.when and "fresh" in msgs[-1]
+    # stale: measured again
+    d = json.loads(stored[0].read_text())
+    d["when"] = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat(timespec="seconds")
+    stored[0].write_text(json.dumps(d))
+    assert find_fresh(tiny_profile, "tiny-mbv3", dev) is None
+    redone = device_latency_model(tiny_profile, "tiny-mbv3", dev)
+    assert redone.calibration.when != d["when"] and redone.calibration.age_h() < 1
+    # the calibrated model predicts this device's milliseconds on the calibration subnets
+    from hwnas.types import ArchConfig
+
+    pred = redone.model.predict([ArchConfig.parse(a) for a in redone.calibration.archs])
+    assert np.median(np.abs(pred / np.array(redone.calibration.measured_ms) - 1)) < 0.15
+
+
+def test_a_profile_measured_here_is_used_as_it_is(tiny_profile):
+    from hwnas.pipeline.jobs import profile_device
+    from hwnas.pipeline.predictors import device_latency_model
+
+    dm = device_latency_model(tiny_profile, "tiny-mbv3", profile_device(tiny_profile))
+    assert dm.calibrated and dm.calibration is None and "measured on this host" in dm.note
+
+
+def test_calibration_that_cannot_measure_is_one_clear_line(tiny_profile):
+    arch = "tiny-mbv3/r20_k3e2_k5e3"
+    r = _cli("predict", tiny_profile.root, "--arch", arch, "--device", "onnxruntime-tensorrt")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "onnxruntime-tensorrt" in lines[0] and "not available" in lines[0]
+
+
+def test_no_calibrate_marks_every_figure(tiny_profile, tmp_path):
+    import shutil
+
+    root = tmp_path / "p"
+    shutil.copytree(tiny_profile.root, root)
+    r = _cli("fit", root, "--model", "hybrid")
+    assert r.returncode == 0, r.stderr
+    r = _cli("predict", root, "--arch", "tiny-mbv3/r20_k3e2_k5e3", "--no-calibrate", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert rows and all(row["calibration"].startswith("uncalibrated") for row in rows)
+    r = _cli("predict", root, "--arch", "tiny-mbv3/r20_k3e2_k5e3", "--no-calibrate")
+    assert "uncalibrated" in r.stdout
+
+
+def test_intervals_cover_what_they_claim_on_held_out_rows():
+    """A nominal 90 % interval covers 85–95 % of a shipped profile's 120 held-out subnets."""
+    from hwnas.latency_models import fit_and_score
+    from hwnas.latency_models.intervals import coverage_of
+    from hwnas.latency_models.metrics import holdout_data
+
+    prof = DeviceProfile.open(SHIPPED_DIR / "intel-xeon-ort-cpu-1t")
+    m = fit_and_score(prof, "hybrid", space="ofa-mbv3-w1.0")
+    archs, y = holdout_data(prof, "ofa-mbv3-w1.0", "latency_ms")
+    assert len(archs) >= 100
+    _, lo, hi = m.predict_interval(archs, 0.9)
+    assert 0.85 <= coverage_of(y, lo, hi) <= 0.95
+    _, lo50, hi50 = m.predict_interval(archs, 0.5)
+    assert np.all(hi50 <= hi) and 0.35 <= coverage_of(y, lo50, hi50) <= 0.65
+
+
+def test_transfer_maps_a_shifted_device_from_few_measurements():
+    """Twenty measurements of a device whose subnets run 13 % faster, and the transfer predicts the
+    rest of it: what calibration does on a second machine of the same kind."""
+    from hwnas.latency_models import load_latency_model
+    from hwnas.latency_models.intervals import coverage_of
+    from hwnas.latency_models.metrics import holdout_data, score
+    from hwnas.latency_models.transfer import from_models
+    from hwnas.types import ArchConfig
+
+    prof = DeviceProfile.open(SHIPPED_DIR / "intel-xeon-ort-cpu-1t")
+    base = load_latency_model(prof, "hybrid", space="ofa-mbv3-w1.0")
+    ref = prof.models_df("ofa-mbv3-w1.0", kinds=["reference"])
+    cal = [ArchConfig.parse(a) for a in ref["arch"]]
+    t = from_models([base]).fit(cal, ref["latency_ms"].to_numpy() * 0.87, None, space="ofa-mbv3-w1.0")
+    assert t.form_ in ("scale", "affine", "ridge") and t.metrics_["n"] == 20
+    archs, y = holdout_data(prof, "ofa-mbv3-w1.0", "latency_ms")
+    s = score(y * 0.87, t.predict(archs))
+    assert s["within_10"] >= 0.95 and s["kendall_tau"] > 0.95
+    untransferred = score(y * 0.87, base.predict(archs))
+    assert untransferred["within_10"] < 0.5  # what using the profile unchecked would have shown
