@@ -3,7 +3,8 @@
 Each mutant is one deliberate one-line bug in a core module (the first eight are the ones a review
 of the test suite applied by hand; the rest cover the other stages). For each, the repository is
 copied to a temporary directory, the line is changed, and the tests that guard that behaviour run
-there (``python -m pytest -x -q`` on the named files, the copy first on ``sys.path``). A mutant
+there (``python -m pytest -x -q`` on the named files, the copy first on ``sys.path``). The copy is
+the committed tree (``git archive HEAD``). A mutant
 the tests do not catch *survived*. Prints every mutant's fate and the survival rate, and writes
 ``results/mutation.{json,md}``.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,8 +81,10 @@ MUTANTS = [
 def run_mutant(name: str, rel: str, old: str, new: str, tests: list[str], timeout: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="hwnas-mutant-") as tmp:
         work = Path(tmp) / "repo"
-        shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "runs", "ckpt",
-                                                                  ".pytest_cache", "results"))
+        work.mkdir()
+        # the committed tree (HEAD), so edits in progress never leak into a mutant
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
         f = work / rel
         src = f.read_text()
         if src.count(old) != 1:

@@ -48,7 +48,8 @@ def test_timing_loop_respects_counts_and_budget():
 
 def test_interleaved_ratio_tracks_true_ratio(monkeypatch):
     """The interleaving arithmetic on a simulated clock (no dependence on how busy this machine is):
-    a model twice as slow as the reference, with every 7th run of either preempted for 30 ms."""
+    a model twice as slow as the reference, with every 7th run of either preempted for 30 ms, and a
+    stretch of model runs (at most two bursts) slowed by half: the median over bursts ignores both."""
     import itertools
 
     from hwnas.devices import timing
@@ -65,13 +66,17 @@ def test_interleaved_ratio_tracks_true_ratio(monkeypatch):
         def perf_counter():
             return now[0] / 1e9
 
-    def runner(ms):
+    model_calls = itertools.count()
+
+    def runner(ms, model=False):
         def f():
-            now[0] += int(ms * 1e6) + (30_000_000 if next(runs) % 7 == 0 else 0)
+            slow = 1.5 if model and 60 <= next(model_calls) < 72 else 1.0
+            now[0] += int(ms * slow * 1e6) + (30_000_000 if next(runs) % 7 == 0 else 0)
         return f
 
     monkeypatch.setattr(timing, "time", Clock)
-    stats, ratio, ref_stats = time_interleaved(runner(2.0), runner(1.0), TimingConfig(bursts=6, burst_s=0.03), "b1")
+    stats, ratio, ref_stats = time_interleaved(runner(2.0, model=True), runner(1.0), TimingConfig(bursts=6, burst_s=0.03),
+                                               "b1")
     # per-burst medians shrug off the preemptions
     assert ratio.ratio == pytest.approx(2.0, rel=1e-9) and ratio.n_bursts == 6
     assert stats.median_ms == pytest.approx(2.0) and stats.p90_ms > 2.0  # the preempted runs are in the raw samples
