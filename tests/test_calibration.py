@@ -127,3 +127,36 @@ def test_transfer_maps_a_shifted_device_from_few_measurements():
     assert s["within_10"] >= 0.95 and s["kendall_tau"] > 0.95
     untransferred = score(y * 0.87, base.predict(archs))
     assert untransferred["within_10"] < 0.5  # what using the profile unchecked would have shown
+
+
+@pytest.mark.openvino
+@pytest.mark.slow
+def test_few_shot_profile_of_a_device_never_profiled(tiny_profile, tmp_path):
+    """OpenVINO profiled in full serves as a second source; ONNX Runtime without its layout rewrites
+    (graph optimisation 'basic': another latency landscape) is profiled from a few measurements."""
+    from hwnas.latency_models import load_latency_model
+    from hwnas.pipeline import profile
+
+    ov = profile(space=["tiny-mbv3"], out=tmp_path / "ov", device="openvino-cpu", samples=24, reference_set=8,
+                 repeats=0, ops=False, quick=True).profile
+    out = tmp_path / "few"
+    r = _cli("profile", "--space", "tiny-mbv3", "--out", out, "--few-shot", "8", "--from", tiny_profile.root,
+             "--from", ov.root, "--option", "graph_optimization=basic", "--target-error", "0.5", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)["spaces"]["tiny-mbv3"]
+    assert 5 <= res["measured"] <= 8 and res["history"][-1]["loo_mape"] == res["metrics"]["mape"]
+    prof = DeviceProfile.open(out)
+    assert prof.device_options["graph_optimization"] == "basic" and len(prof.models_df("tiny-mbv3")) == res["measured"]
+    m = load_latency_model(prof, space="tiny-mbv3")
+    assert m.name == "transfer" and len(m.source_models_) == 2 and m.interval_
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space("tiny-mbv3")
+    small, big = m.predict([sp.min_arch(16), sp.max_arch(28)])
+    assert 0 < small < big
+    r = _cli("predict", out, "--arch", sp.max_arch(28).to_str(), "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)[0]
+    assert row["models"]["latency_ms"] == "transfer" and "measured on this host" in row["calibration"]
+    r = _cli("profile", "--space", "tiny-mbv3", "--out", tmp_path / "none", "--few-shot", "8")
+    assert r.returncode == 2 and "--from PROFILE" in r.stderr

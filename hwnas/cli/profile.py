@@ -26,7 +26,16 @@ def profile_cmd(cfg: ProfileConfig, out: Output) -> None:
     if out.as_json:
         return out.json(rep.to_dict())
     for sp, r in rep.spaces.items():
+        if "history" in r:  # few-shot
+            out.print(f"{sp}: few-shot profile from {r['measured']} measurements: {r['model']}; leave-one-out "
+                      f"{r['metrics']['within_10']:.0%} within ±10 %, MAPE {r['metrics']['mape']:.1%}"
+                      + ("" if r["target_met"] else " (target error not met: raise --few-shot)"))
+            continue
         secs = r["seconds"]
+        if r["measured"] and r["unstable"] > r["measured"] / 2:
+            out.print(f"[yellow]warning: {r['unstable']} of {r['measured']} rows came out unstable: the machine is "
+                      f"busy or --threads {cfg.threads} competes with other work; profile on a quieter machine or "
+                      "with fewer threads[/yellow]")
         out.print(f"{sp}: measured {r['measured']} of {r['planned']} planned ({r['already_stored']} already stored) "
                   f"in {r['wall_s']:.0f} s (ops {secs['ops']:.0f} s, end-to-end {secs['models']:.0f} s); "
                   f"{r['unstable']} flagged unstable; weights: {r['weights']}")

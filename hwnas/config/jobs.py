@@ -20,6 +20,8 @@ class ProfileConfig(Config):
                                  required=True)
     device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices').")
     threads: int = option(1, "Runtime threads (>= 1).")
+    precision: str = option("fp32", "Inference precision of the device (e.g. bf16 on openvino-cpu where the CPU "
+                                    "has it).")
     samples: int = option(100, "Random end-to-end subnets (stratified over size and resolution).")
     reference_set: int = option(20, "Fixed reference subnets (the same archs on every device).")
     repeats: int = option(10, "Reference subnets measured again at the end (repeatability).")

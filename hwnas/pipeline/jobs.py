@@ -83,11 +83,12 @@ def profile_device(prof, name: str | None = None, threads: int | None = None):
 
 # =========================================================================== 1. profile a device
 def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None = None, **fields: Any):
-    """Profile a device for each space of the config into its profile directory (resumable)."""
+    """Profile a device for each space of the config into its profile directory (resumable); with
+    ``few_shot``, from a few measurements and the ``from_profiles`` of other devices."""
     from hwnas.profiling.profiler import ProfileReport, ProfileSettings, open_or_create, run_profile, smoke_timings
 
     cfg = configure(ProfileConfig, config, fields)
-    dev = device_from(cfg.device, cfg.threads, cfg.device_options)
+    dev = device_from(cfg.device, cfg.threads, cfg.device_options, precision=cfg.precision)
     extra = smoke_timings() if cfg.quick else {}
     plans = [ProfileSettings(space=s, samples=cfg.samples, reference_set=cfg.reference_set, repeats=cfg.repeats,
                              holdout=cfg.holdout, op_resolutions=list(cfg.resolutions) or None, ops=cfg.ops,
@@ -98,6 +99,13 @@ def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None
     spaces = {}
     for ps in plans:
         build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
+        if cfg.few_shot:
+            from hwnas.profiling.few_shot import few_shot_profile
+
+            say = (lambda msg: progress(msg, 0, 1)) if progress else None
+            spaces[ps.space] = {**few_shot_profile(prof, dev, ps.space, cfg.from_profiles, build_model, cfg.few_shot,
+                                                   cfg.target_error, cfg.seed, say), "weights": weights}
+            continue
         bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
         spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops else None,
                                           bar, note=f"weights: {weights}", config=cfg.to_dict()), "weights": weights}
