@@ -86,3 +86,14 @@ def test_errors_are_one_line(args, msg):
     assert "Traceback" not in p.stderr
     lines = [x for x in p.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], p.stderr
+
+
+def test_tables_survive_a_pipe():
+    """Through a pipe (no terminal, no COLUMNS) rich tables are not cut to 80 columns."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    p = subprocess.run([sys.executable, "-m", "hwnas.cli", "spaces"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0
+    assert "ofa-mbv3-w1.0" in p.stdout and "41.48..566.17" in p.stdout
+    assert "loads the official ofa_mbv3_d234_e346_k357 checkpoint" in p.stdout  # a description line kept whole
+    p = subprocess.run([sys.executable, "-m", "hwnas.cli", "devices"], capture_output=True, text=True, env=env)
+    assert "onnxruntime-tensorrt" in p.stdout
