@@ -18,7 +18,9 @@ class ProfileConfig(Config):
                                     required=True)
     out: Optional[Path] = option(None, "Profile directory (created, or resumed if it holds this device's profile).",
                                  required=True)
-    device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices').")
+    device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices'); BACKEND@BOARD or BACKEND@KIND "
+                                            "for boards of a Ray cluster (a fleet of one kind is measured in "
+                                            "parallel).")
     threads: int = option(1, "Runtime threads (>= 1).")
     samples: int = option(100, "Random end-to-end subnets (stratified over size and resolution).")
     reference_set: int = option(20, "Fixed reference subnets (the same archs on every device).")
@@ -35,6 +37,8 @@ class ProfileConfig(Config):
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped, else random initialisation "
                                               "— latency does not depend on weight values).")
     device_options: dict[str, str] = option(None, "Device option KEY=VALUE (repeatable).", flag="--option")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class SearchConfig(Config):
     final_eval: int = option(3, "Final candidates evaluated on the super-network (validation split).")
     add_to_profile: bool = option(False, "Also add the closed loop's measurements to --profile (refused for a "
                                          "shipped profile).")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class ExportConfig(Config):
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
     overwrite: bool = option(False, "Replace an existing bundle at --out.")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class VerifyConfig(Config):
     latency_tolerance: float = option(0.15, "Allowed relative latency difference.")
     accuracy_tolerance: float = option(0.1, "Allowed accuracy difference (points).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
