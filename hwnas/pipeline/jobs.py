@@ -126,12 +126,15 @@ def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None
     prof, created = open_or_create(cfg.out, cfg.device, dev)
     quiet_torch()
     spaces = {}
-    for ps in plans:
-        build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
-        bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
-        spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops else None,
-                                          bar, note=f"weights: {weights}", config=cfg.to_dict()), "weights": weights}
-    dev.close()
+    try:
+        for ps in plans:
+            build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
+            bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
+            spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops
+                                              else None, bar, note=f"weights: {weights}", config=cfg.to_dict()),
+                                "weights": weights}
+    finally:
+        dev.close()  # a remote device releases its boards
     return ProfileReport(type(prof).open(prof.root), created, spaces)
 
 
