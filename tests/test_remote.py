@@ -120,6 +120,25 @@ def test_board_refuses_wrong_bytes_and_names(tmp_path, monkeypatch):
     assert "not on board" in e["message"]
 
 
+def test_join_command_advertises_board_kind_and_runtimes(monkeypatch):
+    from hwnas.devices import list_devices
+    from hwnas.devices.cluster import join_command
+    from hwnas.errors import ConfigError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cmd = join_command("orin-1", "10.1.2.3:6379", kind="orin", num_cpus=0, block=True)
+    assert cmd[1:4] == ["start", "--address", "10.1.2.3:6379"] and cmd[-1] == "--block"
+    res = json.loads(cmd[cmd.index("--resources") + 1])
+    here = {d["name"] for d in list_devices() if d["available"]}
+    assert res == {"hwnas-device:orin-1": 1, "hwnas-kind:orin": 1, **{f"hwnas-runtime:{n}": 1 for n in here}}
+    assert "onnxruntime-cpu" in here and cmd[cmd.index("--num-cpus") + 1] == "0"
+    for bad in ("a,b", "a@b", "a b", ""):
+        with pytest.raises(ConfigError):
+            join_command(bad, "10.1.2.3:6379")
+    with pytest.raises(ConfigError, match="--address"):
+        join_command("orin-1")
+
+
 # =========================================================================== on a real cluster
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):

@@ -183,11 +183,14 @@ class BoardRunner:
     def _measure(self, mid: str, kw: dict[str, Any]) -> dict[str, Any]:
         from hwnas.devices.timing import TimingConfig
 
+        import time
+
         self._hello()
+        t0 = time.perf_counter()
         timing = TimingConfig(**kw["timing"]) if kw.get("timing") else None
         m = self.device.measure(self._path(mid), timing, reference=kw.get("reference", "auto"),
                                 energy=bool(kw.get("energy")), subject=kw.get("subject"))
-        return measurement_dict(m)
+        return {**measurement_dict(m), "board_s": time.perf_counter() - t0}  # what the board itself spent
 
     def runtime_graph(self, mid: str, kernel_times: bool) -> str:
         def run():
