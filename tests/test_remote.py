@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.devices.board import BoardRunner, model_id
+from hwnas.devices.board import NOT_STAGED, BoardRunner, model_id
 from hwnas.devices.reference import REFERENCES, reference_onnx
 from hwnas.fileio import file_sha256
 
@@ -60,7 +60,7 @@ def test_board_code_runs_without_torch_pandas_or_onnx(tmp_path):
         for banned in ("torch", "pandas", "onnx", "pymoo", "sklearn", "pyarrow"):
             sys.modules[banned] = None  # any import of them raises ImportError
         import numpy as np
-        from hwnas.devices.board import BoardRunner, model_id, npy_bytes, npy_array
+        from hwnas.devices.board import NOT_STAGED, BoardRunner, model_id, npy_bytes, npy_array
         assert sys.modules["hwnas"].__file__.startswith({str(code)!r}), sys.modules["hwnas"].__file__
         refs = {json.dumps(refs)}
         b = BoardRunner("board-x", "onnxruntime-cpu", json.dumps({{"threads": 1}}))
@@ -71,6 +71,8 @@ def test_board_code_runs_without_torch_pandas_or_onnx(tmp_path):
             ids[name] = json.loads(b.stage(json.dumps(files), data))["ok"]
             assert b.has(ids[name])
         hello = json.loads(b.hello())["ok"]
+        for name in refs:
+            assert json.loads(b.add_reference(ids[name], name, json.dumps(ids)))["ok"]
         assert json.loads(b.use_references(json.dumps(ids)))["ok"]
         m = json.loads(b.measure(ids["ref-large"], json.dumps({{"reference": "auto"}})))["ok"]
         g = json.loads(b.runtime_graph(ids["ref-small"], False))["ok"]
@@ -117,7 +119,19 @@ def test_board_refuses_wrong_bytes_and_names(tmp_path, monkeypatch):
         e = json.loads(b.stage(json.dumps([{"name": name, "sha256": good[0]["sha256"]}]), data))["error"]
         assert "refused" in e["message"], name
     e = json.loads(b.measure("0" * 64, "{}"))["error"]
-    assert "not on board" in e["message"]
+    assert NOT_STAGED in e["message"]
+
+
+def test_board_cache_keeps_its_budget_dropping_least_recent(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path))
+    monkeypatch.setenv("HWNAS_BOARD_CACHE_MB", str(1.5 * reference_onnx("ref-large").stat().st_size / 2**20))
+    b = BoardRunner("b", "onnxruntime-cpu", "{}")
+    ids = {}
+    for name in ("ref-small", "ref-medium", "ref-large"):
+        path = reference_onnx(name)
+        files = [{"name": path.name, "sha256": file_sha256(path)}]
+        ids[name] = json.loads(b.stage(json.dumps(files), path.read_bytes()))["ok"]
+    assert b.has(ids["ref-large"]) and not b.has(ids["ref-small"])  # over budget: the oldest went first
 
 
 def test_join_command_advertises_board_kind_and_runtimes(monkeypatch):
@@ -157,7 +171,7 @@ def cluster(tmp_path_factory):
     try:
         c.start_head()
         c.add_board("board-a")
-        c.add_board("board-b")
+        c.add_board("board-b", HWNAS_BOARD_CACHE_MB="0.01")  # keeps one model at a time: re-sends are exercised
         c.wait_for(["board-a", "board-b"])
         yield c
     finally:

@@ -31,6 +31,10 @@ MODEL_SUFFIXES = (".onnx", ".data", ".xml", ".bin", ".so", ".shape", ".engine", 
 input shape, TensorRT engines. A compiled library is code: see the README's security notes."""
 
 
+NOT_STAGED = "Model not on this board:"
+"""How a board says a model must be sent (again): the host re-sends it and retries."""
+
+
 def model_id(files: list[dict[str, str]]) -> str:
     """Content id of a model: sha256 over its files' names and sha256s (the first file is loaded)."""
     text = json.dumps([[f["name"], f["sha256"]] for f in files], separators=(",", ":"))
@@ -45,6 +49,11 @@ def check_name(name: str) -> str:
         raise DeviceError(f"The board accepts only model files named plainly with one of {', '.join(MODEL_SUFFIXES)}"
                           f"; refused '{name}'.")
     return name
+
+
+CACHE_MB = 2048
+"""Default budget of a board's model cache (MiB; ``HWNAS_BOARD_CACHE_MB``): the models received least
+recently are removed first, never the one just received (a profile sends every subnet once)."""
 
 
 def board_cache() -> Path:
@@ -147,34 +156,67 @@ class BoardRunner:
                                   "sent as: refused.")
             atomic_write_bytes(d / f["name"], data)
         atomic_write_bytes(d / ".complete", json.dumps(files).encode())
+        self._prune(keep=mid)
         return mid
+
+    def _prune(self, keep: str) -> None:
+        """Keep the cache within its budget, dropping the least recently used models first."""
+        budget = float(os.environ.get("HWNAS_BOARD_CACHE_MB", CACHE_MB)) * 2**20
+        entries = []
+        for d in self.cache.iterdir():
+            done = d / ".complete"
+            if d.is_dir() and done.is_file():
+                entries.append((done.stat().st_mtime, d, sum(f.stat().st_size for f in d.iterdir())))
+        total = sum(e[2] for e in entries)
+        for _, d, size in sorted(entries, key=lambda e: e[0]):
+            if total <= budget:
+                break
+            if d.name != keep:
+                shutil.rmtree(d, ignore_errors=True)
+                total -= size
 
     def _path(self, mid: str) -> Path:
         from hwnas.errors import DeviceError
 
         done = self.cache / mid / ".complete"
         if not done.is_file():
-            raise DeviceError(f"Model {mid[:12]}… is not on board '{self.board}': stage it first.")
+            raise DeviceError(f"{NOT_STAGED} {mid[:12]}… (board '{self.board}'): stage it first.")
+        os.utime(done)  # recently used: pruned last
         files = json.loads(done.read_text())
         return self.cache / mid / check_name(files[0]["name"])
 
+    def _ref_folder(self, refs: dict[str, str]) -> Path:
+        return self.cache.parent / "references" / hashlib.sha256(json.dumps(refs, sort_keys=True).encode()).hexdigest()[:16]
+
+    def add_reference(self, mid: str, name: str, refs_json: str) -> str:
+        """Keep staged model ``mid`` as reference ``name`` of the set ``refs`` (name → model id), outside the
+        pruned model cache."""
+        def run():
+            from hwnas.devices.reference import REFERENCES
+
+            if name not in REFERENCES:
+                from hwnas.errors import DeviceError
+
+                raise DeviceError(f"Unknown reference '{name}'.")
+            folder = self._ref_folder(json.loads(refs_json))
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self._path(mid), folder / f"{name}.onnx")
+            return True
+
+        return _reply(run)
+
     def use_references(self, refs_json: str) -> str:
-        """Measure against the host's reference models (name → model id, staged first): the same files,
-        byte for byte, on every board, without building them here."""
-        return _reply(self._use_references, json.loads(refs_json))
+        """Measure against the host's reference models (name → model id, each added with :meth:`add_reference`):
+        the same files, byte for byte, on every board, without building them here."""
+        def run():
+            from hwnas.devices.measure import ReferenceSet
 
-    def _use_references(self, refs: dict[str, str]) -> bool:
-        from hwnas.devices.measure import ReferenceSet
+            self._hello()
+            refs = json.loads(refs_json)
+            self.device._references = ReferenceSet(self.device, list(refs), self._ref_folder(refs))
+            return True
 
-        self._hello()
-        folder = self.cache / ("refs-" + hashlib.sha256(json.dumps(refs, sort_keys=True).encode()).hexdigest()[:16])
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, mid in refs.items():
-            dst = folder / f"{name}.onnx"
-            if not dst.exists():
-                shutil.copyfile(self._path(mid), dst)
-        self.device._references = ReferenceSet(self.device, list(refs), folder)
-        return True
+        return _reply(run)
 
     # ------------------------------------------------------------------ the verbs
     def measure(self, mid: str, kwargs_json: str) -> str:

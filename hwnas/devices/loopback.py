@@ -72,9 +72,9 @@ class LoopbackCluster:
                 raise RuntimeError(f"node {name} did not start: {log.read_text()[-2000:]}")
             time.sleep(0.5)
 
-    def add_board(self, board: str, kind: str = "tiny", cores: str | None = None) -> None:
+    def add_board(self, board: str, kind: str = "tiny", cores: str | None = None, **env: str) -> None:
         """A board node advertising ``hwnas-device:<board>`` and ``hwnas-kind:<kind>``; ``cores`` pins it
-        (``taskset -c``), e.g. ``"1"``."""
+        (``taskset -c``), e.g. ``"1"``; ``env`` adds environment variables for its processes."""
         net, n = self._next_ip
         self._next_ip = (net, n + 1)
         ray = self.board_py.with_name("ray")
@@ -82,7 +82,7 @@ class LoopbackCluster:
         pin = ["taskset", "-c", cores] if cores is not None else []
         self._start(board, pin + [str(ray), "start", "--address", self.address, "--node-ip-address", f"{net}.{n}",
                                   "--num-cpus", "1", "--resources", res, "--disable-usage-stats", "--block"],
-                    self.env(HWNAS_CACHE=str(self.root / f"cache-{board}")))
+                    self.env(HWNAS_CACHE=str(self.root / f"cache-{board}"), **env))
         self._wait_started(board, 90.0)
 
     def wait_for(self, boards: list[str], timeout_s: float = 90.0) -> None:

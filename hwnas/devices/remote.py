@@ -125,6 +125,23 @@ class BoardDevice(Device):
                               f"{str(cause).splitlines()[-1][:300]}") from None
         return out if raw else _raise(out)
 
+    def _on_model(self, model, method: str, *args: Any, raw: bool = False) -> Any:
+        """``method(model id, *args)`` on the board, sending the model first where the board lacks it (it
+        may have dropped it from its cache since)."""
+        from hwnas.devices.board import NOT_STAGED
+
+        mid = self._stage(model)
+        try:
+            out = self._call(method, mid, *args, raw=raw)
+            if raw and isinstance(out, tuple) and NOT_STAGED in out[0]:
+                raise DeviceError(out[0])
+            return out
+        except DeviceError as exc:
+            if NOT_STAGED not in str(exc):
+                raise
+            self._staged.discard(mid)
+            return self._call(method, self._stage(model), *args, raw=raw)
+
     def _stage(self, model: str | os.PathLike) -> str:
         """The board-side id of ``model``, sending its bytes the first time this board sees it."""
         from hwnas.devices.board import model_id
@@ -146,7 +163,13 @@ class BoardDevice(Device):
             return
         from hwnas.devices.reference import REFERENCES, reference_onnx
 
-        ids = {name: self._stage(reference_onnx(name)) for name in REFERENCES}
+        from hwnas.devices.board import model_id
+        from hwnas.fileio import file_sha256
+
+        paths = {name: reference_onnx(name) for name in REFERENCES}
+        ids = {n: model_id([{"name": p.name, "sha256": file_sha256(p)}]) for n, p in paths.items()}
+        for name, path in paths.items():
+            self._on_model(path, "add_reference", name, json.dumps(ids))
         self._call("use_references", json.dumps(ids))
         self._refs_sent = True
 
@@ -183,10 +206,9 @@ class BoardDevice(Device):
         from dataclasses import asdict
 
         self._send_references()
-        mid = self._stage(model)
         kw = {"timing": asdict(timing) if timing is not None else None, "reference": reference, "energy": energy,
               "subject": subject or Path(model).stem}
-        d = self._call("measure", mid, json.dumps(kw))
+        d = self._on_model(model, "measure", json.dumps(kw))
         from hwnas.types import MEASUREMENT_COLUMNS
 
         extra = {k: v for k, v in d.items() if k not in MEASUREMENT_COLUMNS
@@ -197,8 +219,8 @@ class BoardDevice(Device):
         return replace(m, extra={**extra, "board": self.board})
 
     def outputs(self, model: str | os.PathLike, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        self._on_model(model, "open_model")
         mid = self._stage(model)
-        self._call("open_model", mid)
         try:
             for x in batches:
                 yield npy_array(self._call("infer", mid, npy_bytes(np.asarray(x, dtype=np.float32)), raw=True))
@@ -209,13 +231,13 @@ class BoardDevice(Device):
                 pass
 
     def runtime_graph(self, model: str | os.PathLike, kernel_times: bool = False) -> dict[str, Any] | None:
-        return self._call("runtime_graph", self._stage(model), bool(kernel_times))
+        return self._on_model(model, "runtime_graph", bool(kernel_times))
 
     def compile_artifact(self, model: Path, bundle_dir: Path) -> Artifact:
         """Compiled on the board, for the board (its CPU, its runtime build); the files come back into the bundle."""
         model, bundle_dir = Path(model), Path(bundle_dir)
         rel = model.relative_to(bundle_dir) if model.is_relative_to(bundle_dir) else Path(model.name)
-        reply, datas = self._call("compile_artifact", self._stage(model), str(rel), raw=True)
+        reply, datas = self._on_model(model, "compile_artifact", str(rel), raw=True)
         info = _raise(reply)
         for relpath, data in zip(info["files"], datas):
             p = bundle_dir / relpath
