@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = "\n".join(lines)
     print(text)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"fleet_{args.space}" + ("_quick" if args.quick else "")
+    stem = f"fleet_{args.space}" + ("_quick" if args.quick else "") + ("" if args.order == "one,two" else "_two-first")
     (args.results / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     (args.results / f"{stem}.md").write_text(text + "\n")
     return result

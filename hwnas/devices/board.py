@@ -148,14 +148,17 @@ class BoardRunner:
             raise DeviceError(f"A model arrived with {len(datas)} file(s) for {len(files)} name(s).")
         mid = model_id(files)
         d = self.cache / mid
+        d.mkdir(parents=True, exist_ok=True)
         for f, data in zip(files, datas):
             check_name(f["name"])
             got = hashlib.sha256(data).hexdigest()
             if got != f["sha256"]:
                 raise DeviceError(f"'{f['name']}' arrived with sha256 {got[:12]}…, not the {f['sha256'][:12]}… it was "
                                   "sent as: refused.")
-            atomic_write_bytes(d / f["name"], data)
-        atomic_write_bytes(d / ".complete", json.dumps(files).encode())
+            tmp = d / f".{f['name']}.tmp"
+            tmp.write_bytes(data)  # a cache: no fsync (a model cut short by a crash lacks its marker, and is sent again)
+            os.replace(tmp, d / f["name"])
+        atomic_write_bytes(d / ".complete", json.dumps(files).encode())  # the marker last
         self._prune(keep=mid)
         return mid
 
