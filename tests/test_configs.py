@@ -49,6 +49,7 @@ def examples(tmp: Path) -> dict[str, list[str]]:
         "fit-accuracy": [TINY_DATASET, "--out", tmp / "pred.json", "--holdout", "20"],
         "train-supernet": ["--space", "tiny-mbv3", "--epochs", "2", "--out", tmp / "ckpt"],
         "eval-subnet": ["--arch", "tiny-mbv3/r20_k3e2_k5e3", "--split", "test"],
+        "device-join": ["--board", "orin-1", "--kind", "orin", "--address", "127.0.0.1:6379", "--no-block"],
     }
 
 

@@ -168,4 +168,4 @@ def main() -> None:
 
 
 # The command modules register themselves on ``app``; they import nothing heavy at module level.
-from hwnas.cli import basic, export, latency, profile, quickstart, search, supernet  # noqa: E402,F401
+from hwnas.cli import basic, boards, export, latency, profile, quickstart, search, supernet  # noqa: E402,F401

@@ -31,8 +31,13 @@ def devices_cmd(cfg: DevicesConfig, out: Output) -> None:
     from hwnas.devices import list_devices
 
     rows = [r for r in list_devices() if fnmatch(r["name"], cfg.pattern)]
+    boards = None
+    if cfg.cluster:
+        from hwnas.devices.cluster import cluster_boards
+
+        boards = cluster_boards(None if cfg.cluster == "env" else cfg.cluster)
     if out.as_json:
-        return out.json(rows)
+        return out.json(rows if boards is None else {"local": rows, "boards": boards})
     from rich.markup import escape
     from rich.table import Table
 
@@ -40,6 +45,13 @@ def devices_cmd(cfg: DevicesConfig, out: Output) -> None:
     for r in rows:  # escape: "hwnas[gpu]" is not rich markup
         t.add_row(r["name"], "yes" if r["available"] else "no", escape(r["detail"]), escape(r["description"]))
     out.print(t)
+    if boards is not None:
+        t = Table("board", "kind", "node", "runtimes (as the board reports them)", "cpu")
+        for b in boards:
+            t.add_row(b["board"], b["kind"] or "-", b["node"], escape(", ".join(b["usable"]) or b.get("busy", "")),
+                      escape(str(b.get("cpu", ""))))
+        out.print(t)
+        out.print(f"use one as --device BACKEND@BOARD (or BACKEND@KIND for a fleet); {len(boards)} board(s)")
 
 
 @command("arch", ArchQueryConfig)
@@ -79,13 +91,13 @@ def export_subnet_cmd(cfg: ExportSubnetConfig, out: Output) -> None:
 
 @command("measure", MeasureConfig)
 def measure_cmd(cfg: MeasureConfig, out: Output) -> None:
-    from hwnas.devices import get_device
     from hwnas.devices.timing import TimingConfig
     from hwnas.errors import ConfigError
+    from hwnas.pipeline.jobs import device_from
 
     if not cfg.model.is_file():
         raise ConfigError(f"Model '{cfg.model}' does not exist.")
-    dev = get_device(cfg.device, threads=cfg.threads)
+    dev = device_from(cfg.device, cfg.threads, cluster=cfg.cluster)
     m = dev.measure(cfg.model, TimingConfig(runs=cfg.runs, budget_s=cfg.budget_s, bursts=cfg.bursts),
                     reference=cfg.reference)
     if out.as_json:

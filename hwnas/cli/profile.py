@@ -41,6 +41,12 @@ def profile_cmd(cfg: ProfileConfig, out: Output) -> None:
                   f"{r['unstable']} flagged unstable; weights: {r['weights']}")
     for line in describe(rep.quality, rep.energy):
         out.print(line)
+    for r in rep.spaces.values():
+        if "boards" in r:  # measured on boards of a cluster
+            from hwnas.profiling.fleet import describe as fleet_lines
+
+            for line in fleet_lines(r):
+                out.print(line)
     out.print(f"profile: {cfg.out}")
 
 

@@ -4,6 +4,7 @@ from hwnas.config.base import Config, option
 from hwnas.config.commands import (
     AccuracyDatasetConfig,
     ArchQueryConfig,
+    DeviceJoinConfig,
     DevicesConfig,
     EvalSubnetConfig,
     EvaluateConfig,
@@ -19,7 +20,7 @@ from hwnas.config.commands import (
 )
 from hwnas.config.jobs import ExportConfig, ProfileConfig, QuickstartConfig, SearchConfig, VerifyConfig
 
-__all__ = ["AccuracyDatasetConfig", "ArchQueryConfig", "Config", "DevicesConfig", "EvalSubnetConfig",
+__all__ = ["AccuracyDatasetConfig", "ArchQueryConfig", "Config", "DeviceJoinConfig", "DevicesConfig", "EvalSubnetConfig",
            "EvaluateConfig", "ExportConfig", "ExportSubnetConfig", "FitAccuracyConfig", "FitConfig", "MeasureConfig",
            "PredictConfig", "ProfileConfig", "ProfileInfoConfig", "ProfileMergeConfig", "QuickstartConfig",
            "SearchConfig", "SpacesConfig", "TrainSupernetConfig", "VerifyConfig", "option"]

@@ -45,6 +45,8 @@ class Config:
     VERSION: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
+        if {"kind", "version"} & {f.name for f in fields(self)}:
+            raise TypeError(f"{type(self).__name__}: 'kind' and 'version' are the config file's own keys, not fields")
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name], self.KIND))

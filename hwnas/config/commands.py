@@ -24,6 +24,8 @@ class DevicesConfig(Config):
 
     KIND = "devices"
     pattern: str = option("*", "Only devices matching this shell pattern.")
+    cluster: Optional[str] = option(None, "Also list the boards of the Ray cluster at HEAD:PORT (each board reports "
+                                          "its own runtimes); 'env' for RAY_ADDRESS.")
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,15 @@ class MeasureConfig(Config):
 
     KIND = "measure"
     model: Optional[Path] = option(None, "ONNX model.", argument=True, required=True)
-    device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices').")
+    device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices'), or BACKEND@BOARD on a Ray "
+                                            "cluster.")
     threads: int = option(1, "Runtime threads.")
     runs: int = option(100, "Timed runs (plain timing).")
     budget_s: float = option(2.0, "Time budget for the timed runs.")
     bursts: int = option(6, "Interleaved bursts with the reference model.")
     reference: str = option("auto", "auto | none | ref-small | ref-medium | ref-large.")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
@@ -184,3 +189,17 @@ class FitAccuracyConfig(Config):
     out: Optional[Path] = option(None, "Predictor JSON to write.", required=True)
     holdout: int = option(100, "Subnets held out to report Kendall τ / RMSE.")
     seed: int = option(0, "Seed of the hold-out split and the model.")
+
+
+@dataclass(frozen=True)
+class DeviceJoinConfig(Config):
+    """Join this machine to a Ray cluster as a board: advertise its name, kind and the runtimes it has."""
+
+    KIND = "device-join"
+    board: Optional[str] = option(None, "Board name (unique in the cluster), e.g. orin-1.", required=True)
+    address: Optional[str] = option(None, "Head of the Ray cluster, HEAD:PORT (default: RAY_ADDRESS).")
+    board_kind: Optional[str] = option(None, "Kind of board (boards of one kind form a fleet), e.g. orin.",
+                                       flag="--kind")
+    num_cpus: int = option(0, "CPUs this node offers to other Ray work (0: only hwnas measures here).")
+    node_ip: Optional[str] = option(None, "This node's address as the head reaches it (default: Ray's choice).")
+    block: bool = option(True, "Stay in the foreground until stopped (Ctrl-C leaves the cluster).")

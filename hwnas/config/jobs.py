@@ -18,7 +18,9 @@ class ProfileConfig(Config):
                                     required=True)
     out: Optional[Path] = option(None, "Profile directory (created, or resumed if it holds this device's profile).",
                                  required=True)
-    device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices').")
+    device: str = option("onnxruntime-cpu", "Device backend (see 'hwnas devices'); BACKEND@BOARD or BACKEND@KIND "
+                                            "for boards of a Ray cluster (a fleet of one kind is measured in "
+                                            "parallel).")
     threads: int = option(1, "Runtime threads (>= 1).")
     precision: str = option("fp32", "Inference precision of the device (e.g. bf16 on openvino-cpu where the CPU "
                                     "has it).")
@@ -44,6 +46,8 @@ class ProfileConfig(Config):
     target_error: Optional[float] = option(None, "With --few-shot: keep measuring the subnets the model is least "
                                                  "sure of until its leave-one-out error (MAPE) is below this, e.g. "
                                                  "0.05, and stop.")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class SearchConfig(Config):
                                    "uncalibrated.")
     confidence: Optional[float] = option(None, "Only candidates that meet the latency budget with this confidence "
                                                "(e.g. 0.95, from the model's prediction intervals).")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class ExportConfig(Config):
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
     overwrite: bool = option(False, "Replace an existing bundle at --out.")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ class VerifyConfig(Config):
     latency_tolerance: float = option(0.15, "Allowed relative latency difference.")
     accuracy_tolerance: float = option(0.1, "Allowed accuracy difference (points).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
+                                          "default: RAY_ADDRESS).")
 
 
 @dataclass(frozen=True)

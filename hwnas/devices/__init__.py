@@ -37,8 +37,21 @@ _register("onnxruntime-tensorrt", "onnxruntime_gpu", "OnnxRuntimeTensorRT",
 
 
 def get_device(name: str, **kwargs: Any):
-    """Instantiate a backend; raises UnknownNameError / RuntimeMissingError with the fix."""
+    """Instantiate a backend; raises UnknownNameError / RuntimeMissingError with the fix.
+
+    ``BACKEND@BOARD`` (or ``@KIND``, or ``@BOARD1,BOARD2``) is that backend on boards of a Ray cluster
+    (:mod:`hwnas.devices.remote`; ``cluster=`` its address, else ``RAY_ADDRESS``). Only such a name
+    imports Ray."""
+    if "@" in name:
+        from hwnas.devices.remote import remote_device
+
+        return remote_device(name, **kwargs)
     return DEVICES.create(name, **kwargs)
+
+
+def is_remote(name: str) -> bool:
+    """Whether a device name is a backend on boards of a cluster (``BACKEND@BOARD``)."""
+    return "@" in name
 
 
 def device_class(name: str):

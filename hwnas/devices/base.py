@@ -166,16 +166,8 @@ class Device(ABC):
         size; a last partial chunk is padded with zeros and its padding dropped from the outputs."""
         m = self.load(Path(model))
         try:
-            batch = m.input_shape[0]
             for x in batches:
-                outs = []
-                for i in range(0, len(x), batch):
-                    chunk = x[i:i + batch]
-                    k = len(chunk)
-                    if k < batch:
-                        chunk = np.concatenate([chunk, np.zeros((batch - k, *chunk.shape[1:]), chunk.dtype)])
-                    outs.append(m.infer(chunk).reshape(batch, -1)[:k])
-                yield np.concatenate(outs)
+                yield batch_outputs(m, x)
         finally:
             m.close()
 
@@ -227,6 +219,20 @@ class Device(ABC):
     def close(self) -> None:
         """Release loaded reference models."""
         self._references = None
+
+
+def batch_outputs(m: LoadedModel, x: np.ndarray) -> np.ndarray:
+    """Outputs of loaded model ``m`` for inputs ``x`` (one row per input), run at the model's own batch
+    size; a last partial chunk is padded with zeros and its padding dropped."""
+    batch = m.input_shape[0]
+    outs = []
+    for i in range(0, len(x), batch):
+        chunk = x[i:i + batch]
+        k = len(chunk)
+        if k < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - k, *chunk.shape[1:]), chunk.dtype)])
+        outs.append(m.infer(chunk).reshape(batch, -1)[:k])
+    return np.concatenate(outs)
 
 
 def cpu_model() -> str:

@@ -17,11 +17,29 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.devices.base import Artifact, Device, LoadedModel, onnx_input_shape, random_input
+from hwnas.devices.base import Artifact, Device, LoadedModel, random_input
 from hwnas.errors import ConfigError, DeviceError
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
+
+
+def _graph_nodes(path: Path) -> list[dict[str, str]]:
+    """(name, op, domain) of each node of an ONNX file; without the ``onnx`` package (a board that has
+    only the runtime) the protobuf is read directly (:mod:`hwnas.devices.onnx_wire`)."""
+    try:
+        import onnx
+    except ImportError:
+        from hwnas.devices.onnx_wire import nodes
+
+        return nodes(path)
+    m = onnx.load(str(path))
+    return [{"name": n.name, "op": n.op_type, "domain": n.domain} for n in m.graph.node]
+
+
+def _session_input_shape(sess) -> tuple[int, ...]:
+    """The first input's shape as the runtime reads it (symbolic dimensions count as 1)."""
+    return tuple(d if isinstance(d, int) and d > 0 else 1 for d in sess.get_inputs()[0].shape)
 
 
 class OrtModel(LoadedModel):
@@ -52,11 +70,9 @@ class OrtModel(LoadedModel):
         Without ``keep_optimized`` the optimised graph is written once, on first call, by a second
         session with the same options (ORT only saves it while building a session).
         """
-        import onnx
-
         if self.optimized_path is not None and self.optimized_path.exists():
-            m = onnx.load(str(self.optimized_path))
-        elif self._device is not None and self._source is not None:
+            return {"nodes": _graph_nodes(self.optimized_path)}
+        if self._device is not None and self._source is not None:
             import shutil
 
             import onnxruntime as ort
@@ -65,12 +81,10 @@ class OrtModel(LoadedModel):
             try:
                 ort.InferenceSession(str(self._source), self._device.session_options(tmp / "opt.onnx"),
                                      providers=self._device.providers())
-                m = onnx.load(str(tmp / "opt.onnx"))
+                return {"nodes": _graph_nodes(tmp / "opt.onnx")}
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            return None
-        return {"nodes": [{"name": n.name, "op": n.op_type, "domain": n.domain} for n in m.graph.node]}
+        return None
 
     def close(self) -> None:
         self.session = None
@@ -137,8 +151,7 @@ class OnnxRuntimeCPU(Device):
             sess = ort.InferenceSession(str(onnx_path), self.session_options(opt_path), providers=self.providers())
         except Exception as exc:  # ORT raises its own exception types
             raise DeviceError(f"ONNX Runtime cannot load '{onnx_path}': {exc}") from None
-        shape = onnx_input_shape(onnx_path)
-        return OrtModel(sess, shape, opt_path, onnx_path, self)
+        return OrtModel(sess, _session_input_shape(sess), opt_path, onnx_path, self)
 
     def runtime_graph(self, model: str | os.PathLike, kernel_times: bool = False) -> dict[str, Any] | None:
         """Per-kernel records from ORT's profiler when ``kernel_times`` (times are inflated by
@@ -178,7 +191,7 @@ class OnnxRuntimeCPU(Device):
         sess = ort.InferenceSession(str(onnx_path), self.session_options(profile=prefix),
                                     providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
-        x = random_input(onnx_input_shape(onnx_path))
+        x = random_input(_session_input_shape(sess))
         for _ in range(runs):
             sess.run(None, {name: x})
         trace = Path(sess.end_profiling())

@@ -65,10 +65,38 @@ def quiet_torch() -> None:
     torch.set_num_threads(1)
 
 
-def device_from(name: str, threads: int = 1, options: dict[str, Any] | None = None, **settings: Any):
-    from hwnas.devices import get_device, parse_options
+def device_from(name: str, threads: int = 1, options: dict[str, Any] | None = None, cluster: str | None = None,
+                **settings: Any):
+    """The device ``name`` (``BACKEND@BOARD``: on boards of the Ray cluster at ``cluster`` / RAY_ADDRESS)."""
+    from hwnas.devices import get_device, is_remote, parse_options
 
+    if is_remote(name):
+        from hwnas.devices.cluster import use
+
+        use(cluster)
+        settings["cluster"] = cluster
     return get_device(name, threads=threads, **settings, **parse_options(options or {}))
+
+
+def use_cluster(cluster: str | None) -> None:
+    """Remote devices named later in this job (a profile's, a manifest's) reach the cluster at ``cluster``."""
+    if cluster:
+        from hwnas.devices.cluster import use
+
+        use(cluster)
+
+
+def profiler_for(dev):
+    """``(run_profile, measure_archs)`` for a device: fanned out over the boards of a remote one."""
+    from hwnas.devices import is_remote
+
+    if is_remote(dev.name):
+        from hwnas.profiling import fleet
+
+        return fleet.run_fleet_profile, fleet.measure_archs
+    from hwnas.profiling import profiler
+
+    return profiler.run_profile, profiler.measure_archs
 
 
 def profile_device(prof, name: str | None = None, threads: int | None = None):
@@ -85,10 +113,11 @@ def profile_device(prof, name: str | None = None, threads: int | None = None):
 def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None = None, **fields: Any):
     """Profile a device for each space of the config into its profile directory (resumable); with
     ``few_shot``, from a few measurements and the ``from_profiles`` of other devices."""
-    from hwnas.profiling.profiler import ProfileReport, ProfileSettings, open_or_create, run_profile, smoke_timings
+    from hwnas.profiling.profiler import ProfileReport, ProfileSettings, open_or_create, smoke_timings
 
     cfg = configure(ProfileConfig, config, fields)
-    dev = device_from(cfg.device, cfg.threads, cfg.device_options, precision=cfg.precision)
+    dev = device_from(cfg.device, cfg.threads, cfg.device_options, cfg.cluster, precision=cfg.precision)
+    run_profile = profiler_for(dev)[0]
     extra = smoke_timings() if cfg.quick else {}
     plans = [ProfileSettings(space=s, samples=cfg.samples, reference_set=cfg.reference_set, repeats=cfg.repeats,
                              holdout=cfg.holdout, op_resolutions=list(cfg.resolutions) or None, ops=cfg.ops,
@@ -97,27 +126,32 @@ def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None
     prof, created = open_or_create(cfg.out, cfg.device, dev)
     quiet_torch()
     spaces = {}
-    for ps in plans:
-        build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
-        if cfg.few_shot:
-            from hwnas.profiling.few_shot import few_shot_profile
+    try:
+        for ps in plans:
+            build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
+            if cfg.few_shot:
+                from hwnas.profiling.few_shot import few_shot_profile
 
-            say = (lambda msg: progress(msg, 0, 1)) if progress else None
-            spaces[ps.space] = {**few_shot_profile(prof, dev, ps.space, cfg.from_profiles, build_model, cfg.few_shot,
-                                                   cfg.target_error, cfg.seed, say), "weights": weights}
-            continue
-        bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
-        spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops else None,
-                                          bar, note=f"weights: {weights}", config=cfg.to_dict()), "weights": weights}
+                say = (lambda msg: progress(msg, 0, 1)) if progress else None
+                spaces[ps.space] = {**few_shot_profile(prof, dev, ps.space, cfg.from_profiles, build_model,
+                                                       cfg.few_shot, cfg.target_error, cfg.seed, say),
+                                    "weights": weights}
+                continue
+            bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
+            spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops
+                                              else None, bar, note=f"weights: {weights}", config=cfg.to_dict()),
+                                "weights": weights}
+    finally:
+        dev.close()  # a remote device releases its boards
     return ProfileReport(type(prof).open(prof.root), created, spaces)
 
 
 def measure_archs(prof, archs, kind: str = "search", checkpoint: str | os.PathLike | None = None,
-                  progress: Progress | None = None, **kwargs: Any):
-    """Measure ``archs`` end to end on the profile's own device and append them (closed loop, active sampling)."""
-    from hwnas.profiling import measure_archs as measure
-
-    dev = profile_device(prof)
+                  progress: Progress | None = None, device=None, **kwargs: Any):
+    """Measure ``archs`` end to end on the profile's own device (``device``: that device, already open)
+    and append them (closed loop, active sampling); boards of a remote device measure in parallel."""
+    dev = device or profile_device(prof)
+    measure = profiler_for(dev)[1]
     quiet_torch()
     builders = {sp: subnet_builder(sp, checkpoint, dev.batch_size)[0] for sp in {a.space for a in archs}}
     return measure(prof, archs, lambda a, p: builders[a.space](a, p), dev, kind=kind, progress=progress, **kwargs)
@@ -129,7 +163,9 @@ def search(config: SearchConfig | None = None, /, *, progress: Say | None = None
     verified on that device; writes the run directory and returns the :class:`~hwnas.types.ParetoFront`."""
     from hwnas.pipeline.search_run import run
 
-    return run(configure(SearchConfig, config, fields), progress)
+    cfg = configure(SearchConfig, config, fields)
+    use_cluster(cfg.cluster)
+    return run(cfg, progress)
 
 
 # =========================================================================== 3. export, and verify
@@ -139,7 +175,7 @@ def export(config: ExportConfig | None = None, /, *, progress: Say | None = None
 
     cfg = configure(ExportConfig, config, fields)
     arch, predicted, predicted_for, parent = export_subject(cfg)
-    dev = device_from(cfg.device, cfg.threads)
+    dev = device_from(cfg.device, cfg.threads, cluster=cfg.cluster)
     return build(arch, cfg.out, device=dev, precision=cfg.precision, max_accuracy_drop=cfg.max_accuracy_drop,
                  checkpoint=cfg.checkpoint, data=cfg.data, predicted=predicted, predicted_for=predicted_for,
                  overwrite=cfg.overwrite, lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress)
@@ -170,7 +206,8 @@ def verify(config: VerifyConfig | None = None, /, **fields: Any):
     from hwnas.exporting.verify import verify as run_verify
 
     cfg = configure(VerifyConfig, config, fields)
-    dev = device_from(cfg.device) if cfg.device else None
+    use_cluster(cfg.cluster)
+    dev = device_from(cfg.device, cluster=cfg.cluster) if cfg.device else None
     return run_verify(cfg.bundle, dev, cfg.latency_tolerance, cfg.accuracy_tolerance, cfg.data)
 
 

@@ -79,13 +79,14 @@ def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say):
 def device_check(cfg: SearchConfig, dev, dm, predictors: dict, budgets: dict, say: Say):
     """The closed loop's link to the device: measure into a profile of the device in the run
     directory, and refit the calibration with every new measurement."""
-    from hwnas.pipeline.jobs import quiet_torch, subnet_builder
+    from hwnas.pipeline.jobs import profiler_for, quiet_torch, subnet_builder
     from hwnas.pipeline.predictors import refit_on_device
-    from hwnas.profiling.profiler import measure_archs, open_or_create
+    from hwnas.profiling.profiler import open_or_create
     from hwnas.searching.closed_loop import DeviceCheck
 
     store, _ = open_or_create(Path(cfg.out) / "measurements", dev.name, dev)
     build, _ = subnet_builder(cfg.space, cfg.checkpoint, dev.batch_size)
+    measure_archs = profiler_for(dev)[1]  # the boards of a remote device measure in parallel
     quiet_torch()
     domain, why = dev.energy_status()
     metrics = ("latency_ms", "memory_mb") + (("energy_mj",) if domain is not None else ())
