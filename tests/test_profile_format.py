@@ -60,6 +60,20 @@ def test_rows_are_never_overwritten(prof):
         DeviceProfile.create(prof.root, "onnxruntime-cpu", SPEC, {})
 
 
+def test_a_bare_name_opens_the_shipped_profile_unless_a_path_of_that_name_exists(tmp_path, monkeypatch):
+    from hwnas.profiles.profile import SHIPPED_DIR
+
+    name = sorted(d.name for d in SHIPPED_DIR.iterdir() if (d / "device.json").is_file())[0]
+    monkeypatch.chdir(tmp_path)
+    shipped = DeviceProfile.open(name)
+    assert shipped.root == SHIPPED_DIR / name and shipped.shipped
+    with pytest.raises(ProfileError, match=f"name a shipped one \\(.*{name}"):
+        DeviceProfile.open("no-such-profile")
+    (tmp_path / name).mkdir()  # a local directory of that name wins (and is not a profile)
+    with pytest.raises(ProfileError, match="not a hwnas device profile"):
+        DeviceProfile.open(name)
+
+
 def test_open_refuses_foreign_corrupt_and_other_schemas(tmp_path, prof):
     with pytest.raises(ProfileError, match="No device profile at .*hwnas profile --space"):
         DeviceProfile.open(tmp_path / "missing")

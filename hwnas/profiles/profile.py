@@ -51,7 +51,10 @@ class DeviceProfile:
     # ------------------------------------------------------------------ open / create
     @classmethod
     def open(cls, path: str | os.PathLike) -> DeviceProfile:
+        """Open the profile at ``path``; a bare name that is no path here names a shipped profile."""
         root = Path(path)
+        if not root.exists() and len(root.parts) == 1 and (SHIPPED_DIR / root.name / DEVICE_FILE).is_file():
+            root = SHIPPED_DIR / root.name
         return cls(root, _read_meta(root))
 
     @classmethod
@@ -317,8 +320,9 @@ class DeviceProfile:
 def _read_meta(root: Path) -> dict[str, Any]:
     f = root / DEVICE_FILE
     if not root.exists():
+        shipped = ", ".join(sorted(d.name for d in SHIPPED_DIR.iterdir() if (d / DEVICE_FILE).is_file()))
         raise ProfileError(f"No device profile at '{root}'. Create one with: hwnas profile --space SPACE "
-                           f"--device DEVICE --out {root}")
+                           f"--device DEVICE --out {root}, or name a shipped one ({shipped}).")
     if not f.is_file():
         raise ProfileError(f"'{root}' is not a hwnas device profile (no {DEVICE_FILE}). Pass a directory written "
                            "by 'hwnas profile', or an empty/new --out to create one.")
