@@ -91,6 +91,18 @@ def test_no_calibrate_marks_every_figure(tiny_profile, tmp_path):
     assert "uncalibrated" in r.stdout
 
 
+def test_an_unbounded_interval_is_named_not_printed_as_zero_to_inf():
+    from hwnas.cli.latency import interval_text
+    from hwnas.latency_models.intervals import bounds
+
+    lo, hi = bounds(np.array([2.0]), [0.01, 0.02, 0.03], 0.9)  # 3 errors cannot back a 90 % interval
+    text = interval_text({"latency_ms_interval": [float(lo[0]), float(hi[0])], "coverage": 0.9})
+    assert "no 90% interval" in text and "inf" not in text
+    lo, hi = bounds(np.array([2.0]), [0.01 * i for i in range(1, 20)], 0.9)
+    assert interval_text({"latency_ms_interval": [float(lo[0]), float(hi[0])], "coverage": 0.9}) == \
+        f" (90% interval {lo[0]:.3f}–{hi[0]:.3f})"
+
+
 def test_intervals_cover_what_they_claim_on_held_out_rows():
     """A nominal 90 % interval covers 85–95 % of a shipped profile's 120 held-out subnets."""
     from hwnas.latency_models import fit_and_score

@@ -47,17 +47,34 @@ def predict_cmd(cfg: PredictConfig, out: Output) -> None:
 
     prof = DeviceProfile.open(cfg.profile)
     archs = [ArchConfig.parse(a, cfg.space) for a in cfg.arch]
-    rows = predict(prof, archs, cfg.device, cfg.threads, cfg.model, cfg.calibrate, cfg.coverage, cfg.checkpoint,
-                   out.say)
+    said: list[str] = []
+
+    def say(line: str) -> None:
+        said.append(line)
+        out.say(line)
+
+    rows = predict(prof, archs, cfg.device, cfg.threads, cfg.model, cfg.calibrate, cfg.coverage, cfg.checkpoint, say)
     if out.as_json:
         return out.json(rows)
     for r in rows:
-        iv = r["latency_ms_interval"]
-        band = f" ({r['coverage']:.0%} interval {iv[0]:.3f}–{iv[1]:.3f})" if iv else ""
-        others = "".join(f", {t} {r[t]:.3f} ({r['models'][t]}, the profile's figure)" for t in r["models"]
-                         if t != "latency_ms" and t in r)
-        out.print(f"{r['arch']}: latency {r['latency_ms']:.3f} ms{band} ({r['models']['latency_ms']}){others}")
-    out.print(f"[dim]{rows[0]['calibration']}[/dim]")
+        out.print(f"{r['arch']}: latency {r['latency_ms']:.3f} ms{interval_text(r)} ({r['models']['latency_ms']})"
+                  + "".join(f", {t} {r[t]:.3f} ({r['models'][t]}, the profile's figure)" for t in r["models"]
+                            if t != "latency_ms" and t in r))
+    if rows[0]["calibration"] not in said:
+        out.print(f"[dim]{rows[0]['calibration']}[/dim]")
+
+
+def interval_text(row: dict) -> str:
+    """' (90% interval a–b)', or why there is none: an unbounded interval is named, never printed as 0–inf."""
+    import math
+
+    iv = row.get("latency_ms_interval")
+    if not iv:
+        return ""
+    if not math.isfinite(iv[1]):
+        return (f" (no {row['coverage']:.0%} interval: too few out-of-sample errors for that coverage; "
+                "calibrate on more subnets or lower --coverage)")
+    return f" ({row['coverage']:.0%} interval {iv[0]:.3f}–{iv[1]:.3f})"
 
 
 @command("evaluate", EvaluateConfig)

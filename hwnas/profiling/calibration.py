@@ -38,6 +38,9 @@ MAX_AGE_H = float(os.environ.get("HWNAS_CALIBRATION_MAX_AGE_H", 24))
 FORMAT = "hwnas-calibration"
 VERSION = 1
 
+POOR_LOO = 0.8
+"""Below this leave-one-out share within ±10 % a calibration is reported as holding poorly."""
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -175,4 +178,8 @@ def calibrate(prof: DeviceProfile, space: str, device: Device, base, build_model
     atomic_write_json(_record_path(prof, space, device), rec.to_dict())
     if say is not None:
         say(rec.line())
+        if m["within_10"] < POOR_LOO:
+            say(f"warning: this calibration holds poorly (leave-one-out {m['within_10']:.0%} within ±10 %; load "
+                f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) and its intervals are wide: re-run on a "
+                f"quieter machine, or profile this device (hwnas profile --few-shot 20 --from {prof.root} ...).")
     return rec
