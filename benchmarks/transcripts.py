@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
                           "--max-accuracy-drop", "0.5", "--out", "bundles/fmnist"], cwd))
         steps.append(run(["verify", "bundles/fmnist"], cwd))
         shipped = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "hwnas" / "data" / "profiles").iterdir())[0]
-        steps.append(run(["predict", shipped, "--arch", "ofa-mbv3-w1.0/max"], cwd))
+        steps.append(run(["predict", shipped, "--arch", "ofa-mbv3-w1.0/r224_k7e6-k7e6-k7e6-k7e6_k7e6-k7e6-k7e6-k7e6_k7e6-k7e6-k7e6-k7e6_k7e6-k7e6-k7e6-k7e6_k7e6-k7e6-k7e6-k7e6"], cwd))
     res = {"host": host_facts(), "budget_ms": budget, "steps": steps}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "transcripts.json").write_text(json.dumps(res, indent=1, default=str))
