@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--standalone-epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--stem", default="supernet", help="Results file name (the 4-epoch ranking run: "
+                    "--random 20 --standalone-epochs 4 --stem supernet_ranking_4epochs).")
     args = ap.parse_args(argv)
 
     from scipy.stats import kendalltau, spearmanr
@@ -121,8 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "supernet.json").write_text(json.dumps(result, indent=1, default=float))
-    (args.out / "supernet.md").write_text(text + "\n")
+    (args.out / f"{args.stem}.json").write_text(json.dumps(result, indent=1, default=float))
+    (args.out / f"{args.stem}.md").write_text(text + "\n")
     return result
 
 
