@@ -13,12 +13,19 @@ def train_supernet_cmd(cfg: TrainSupernetConfig, out: Output) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from hwnas.datasets import get_dataset
+    from hwnas.supernet.derive import space_to_train
     from hwnas.supernet.modelcard import write_model_card
     from hwnas.supernet.train import TrainConfig, train_supernet
 
-    tc = TrainConfig(space=cfg.space, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                     n_random=cfg.n_random, train_limit=cfg.train_limit, threads=cfg.threads)
-    train, val = get_dataset(cfg.data, cfg.space).splits("train", "val")
+    ds = get_dataset(cfg.data, cfg.space if cfg.data is None else None)
+    sp = space_to_train(cfg.space, ds, cfg.space_name)  # a folder's classes and image size: a derived space
+    if sp.name != cfg.space:
+        out.print(f"space {sp.name}: {sp.description}")
+    tc = TrainConfig(space=sp.name, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                     n_random=cfg.n_random, train_limit=cfg.train_limit, threads=cfg.threads,
+                     init=str(cfg.init) if cfg.init else "")
+    ds.check_space(sp)
+    train, val = ds.splits("train", "val")
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=out.console, disable=out.as_json) as prog:
@@ -34,8 +41,8 @@ def train_supernet_cmd(cfg: TrainSupernetConfig, out: Output) -> None:
         weights = train_supernet(tc, train, val, cfg.out, resume=cfg.resume, on_step=on_step, on_epoch=on_epoch)
     card = write_model_card(weights, command=" ".join(["hwnas"] + sys.argv[1:]), data_dir=cfg.data)
     if out.as_json:
-        return out.json({"weights": str(weights), "model_card": str(card)})
-    out.print(f"weights: {weights}\nmodel card: {card}")
+        return out.json({"weights": str(weights), "model_card": str(card), "space": sp.name})
+    out.print(f"space: {sp.name}\nweights: {weights}\nmodel card: {card}")
 
 
 @command("eval-subnet", EvalSubnetConfig)

@@ -9,6 +9,7 @@ for search and model selection; the test set only for final reporting.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 from dataclasses import replace
@@ -58,9 +59,25 @@ class FashionMNIST(Dataset):
         self.classes = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                         "ankle-boot")
         self._sources: dict[str, ImageSet] = {}
+        self._fingerprint: str | None = None
 
     def describe(self) -> dict:
-        return {"name": self.name, "root": str(self.root), "classes": len(self.classes)}
+        return {"name": self.name, "root": str(self.root), "classes": len(self.classes),
+                "fingerprint": self.fingerprint()}
+
+    def fingerprint(self) -> str:
+        """sha256 (16 hex) of the four IDX files' bytes and the fixed validation split: a copy of
+        the files in another folder has the same fingerprint."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(f"{self.name}|val {VAL_SIZE} seed {VAL_SEED}".encode())
+            for pair in FILES.values():
+                for name in pair:
+                    f = self.root / name
+                    if not f.is_file():
+                        raise DataError(f"Fashion-MNIST file '{f}' is missing. {INSTALL_HINT}")
+                    h.update(f.read_bytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def split(self, split: str) -> ImageSet:
         if split not in self.SPLITS:
