@@ -23,6 +23,7 @@ def run(cfg: SearchConfig, progress: Say | None = None):
     from hwnas.pipeline.jobs import profile_device
     from hwnas.pipeline.predictors import device_latency_model
     from hwnas.profiles import DeviceProfile
+    from hwnas.searching.accuracy import load_accuracy_predictor
     from hwnas.searching.budgets import check_reachable
     from hwnas.searching.run import NSGA2, SearchProblem, Termination, search
     from hwnas.searching.run_dir import save_run
@@ -33,8 +34,9 @@ def run(cfg: SearchConfig, progress: Say | None = None):
     source.check_space(cfg.space)
     dev = profile_device(source, cfg.device, cfg.threads)
     data = search_data(cfg)
+    accuracy = load_accuracy_predictor(cfg.space, cfg.accuracy_predictor, data)  # refused before any measuring
     dm = device_latency_model(source, cfg.space, dev, cfg.checkpoint, cfg.latency_model, cfg.calibrate, say)
-    objectives, predictors, budgets, limits = search_objectives(cfg, source, dm.model, say, data)
+    objectives, predictors, budgets, limits = search_objectives(cfg, source, dm.model, say, accuracy)
     res = tuple(get_space(cfg.space).resolutions)  # end-to-end samples span them all; the block table interpolates
     check_reachable(cfg.space, predictors, budgets, res)
     problem = SearchProblem(cfg.space, tuple(objectives), budgets, res, limits)
@@ -46,6 +48,7 @@ def run(cfg: SearchConfig, progress: Say | None = None):
     front = replace(front, meta={**front.meta, "lineage": lineage, "device": {"name": dev.name, **dev.spec().to_dict()},
                                  "device_id": dev.spec().id(), "calibration": dm.note, "calibrated": dm.calibrated,
                                  "predictors": {n: p.name for n, p in predictors.items()},
+                                 "data": data.identity() if data is not None else None,
                                  "units": "milliseconds of the device as it ran during the search"})
     save_run(cfg.out, front, cfg.to_dict())
     if cfg.add_to_profile and check is not None:
@@ -64,9 +67,9 @@ def search_data(cfg: SearchConfig):
     return get_dataset(cfg.data, cfg.space)
 
 
-def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say, data=None):
+def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say, accuracy=None):
     """(objectives, device predictors by name, budgets, budget functions) for a search config;
-    the accuracy predictor is refused when it was fitted on other data than ``data``."""
+    ``accuracy``: the accuracy predictor (default: the config's, unchecked against any data)."""
     from hwnas.errors import ConfigError
     from hwnas.latency_models import predictor_for
     from hwnas.searching import objectives as O
@@ -81,8 +84,8 @@ def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say, data=Non
     needed = sorted({OBJECTIVE_NAMES[o] for o in cfg.objectives if o in ("latency", "memory", "energy")} | set(budgets))
     predictors = {n: latency_model if n == "latency_ms" else predictor_for(prof, cfg.space, n, None, say)
                   for n in needed}
-    acc = O.from_predictor("accuracy_top1", load_accuracy_predictor(cfg.space, cfg.accuracy_predictor, data),
-                             "max")
+    acc = O.from_predictor("accuracy_top1", accuracy or load_accuracy_predictor(cfg.space, cfg.accuracy_predictor),
+                           "max")
     extra = [O.macs(cfg.space) if o == "macs" else O.params(cfg.space) for o in cfg.objectives if o in ("macs", "params")]
     limits = {}
     if cfg.confidence is not None and "latency_ms" in budgets:
