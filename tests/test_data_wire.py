@@ -287,3 +287,35 @@ def test_own_data_end_to_end_through_a_folder(folders, tmp_path):
     v = json.loads(out)
     assert v["accuracy"]["ok"] and v["accuracy"]["diff"] == 0, v["accuracy"]
     assert fp_a in refused("verify", tmp_path / "bundle", "--data", B)
+
+
+def test_train_supernet_cli_fine_tunes_from_init_on_a_folder_and_resumes(tmp_path):
+    """``hwnas train-supernet --data FOLDER --init CKPT``: a space for the folder's 3 classes, weights
+    started from a 1000-class checkpoint (new classifier), a model card naming both; --resume."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from conftest import randomize_
+    from hwnas.supernet.derive import derive_space
+    from hwnas.supernet.elastic import ElasticMBV3
+
+    folder = random_folder(tmp_path / "data", n=6)
+    big = derive_space("tiny-mbv3", 3, 1000, name="tiny-mbv3-wire-pretrained-1000c")
+    src = randomize_(ElasticMBV3(big), seed=5)
+    save_file({k: v.contiguous() for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")},
+              str(tmp_path / "pretrained.safetensors"))
+    args = ("train-supernet", "--space", "tiny-mbv3", "--data", folder, "--init", tmp_path / "pretrained.safetensors",
+            "--space-name", "tiny-mbv3-wire-3c", "--out", tmp_path / "w", "--batch-size", 6, "--n-random", 1,
+            "--lr", 0.01, "--threads", 1)
+    t = cli_json(*args, "--epochs", 1)
+    assert t["space"] == "tiny-mbv3-wire-3c"
+    tuned = load_file(t["weights"])
+    assert tuned["classifier.linear.weight"].shape[0] == 3
+    start = src.state_dict()["first_conv.conv.weight"]
+    assert 0 < (tuned["first_conv.conv.weight"] - start).norm() < 0.2 * start.norm()  # moved, from the checkpoint
+    card = json.loads(open(t["model_card"]).read())
+    assert card["init"]["checkpoint"] == str(tmp_path / "pretrained.safetensors")
+    assert "1000 classes" in card["init"]["notes"][0] and card["data"]["classes"] == 3
+    cli_json(*args, "--epochs", 2, "--resume")
+    assert [h["epoch"] for h in json.loads((tmp_path / "w" / "train_log.json").read_text())["history"]] == [1, 2]
+    assert torch.isfinite(load_file(t["weights"])["classifier.linear.weight"]).all()
