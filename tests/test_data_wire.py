@@ -266,7 +266,7 @@ def test_own_data_end_to_end_through_a_folder(folders, tmp_path):
                     "--reference-set", 4, "--repeats", 2, "--no-ops", "--quick", "--no-energy")
     assert code == 0, out[-2000:]
     search = ("search", "--space", space, "--profile", prof, "--checkpoint", w, "--accuracy-predictor", pred,
-              "--generations", 4, "--pop-size", 16, "--top-k", 3, "--max-measurements", 3, "--latency-budget-ms", 5,
+              "--generations", 4, "--pop-size", 16, "--top-k", 2, "--max-measurements", 3, "--latency-budget-ms", 5,
               "--final-eval", 1, "--no-calibrate")
     line = refused(*search, "--out", tmp_path / "runB", "--data", B)
     assert fp_a in line and "fit-accuracy" in line and not (tmp_path / "runB").exists()
@@ -282,9 +282,12 @@ def test_own_data_end_to_end_through_a_folder(folders, tmp_path):
     assert m["accuracy"]["images"] == 60 and 0 <= m["accuracy"]["deployed_top1"] <= 100
     assert set(m["policy_summary"]) == {"int8"}
     # 7. verify: by default on the bundle's own folder; another folder is refused
-    code, out = cli("verify", tmp_path / "bundle", "--json", "--latency-tolerance", 10)  # latency: shared cores
-    assert code == 0, out[-2000:]
-    v = json.loads(out)
+    assert (tmp_path / "bundle" / "space.json").is_file()  # the derived space travels with its bundle
+    fresh = {**os.environ, "HWNAS_CACHE": str(tmp_path / "another-machine")}  # where the space was never derived
+    r = subprocess.run([sys.executable, "-m", "hwnas.cli", "verify", str(tmp_path / "bundle"), "--json",
+                        "--latency-tolerance", "10"], capture_output=True, text=True, timeout=300, env=fresh)
+    assert r.returncode == 0, r.stderr[-2000:]  # latency agreement on shared cores is a benchmark's business
+    v = json.loads(r.stdout)
     assert v["accuracy"]["ok"] and v["accuracy"]["diff"] == 0, v["accuracy"]
     assert fp_a in refused("verify", tmp_path / "bundle", "--data", B)
 

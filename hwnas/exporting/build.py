@@ -165,6 +165,7 @@ def write_bundle(out, overwrite: bool, arch: ArchConfig, device: Device, chosen:
     top1 = ev.accuracy(chosen.model) if chosen.model != fp32 else fp32_top1
     with BundleWriter(out, overwrite) as w:
         w.add_file(fp32, "model.fp32.onnx")
+        add_space_definition(w, arch.space)
         deployed = w.add_file(chosen.model, "model.onnx") if chosen.model.suffix == ".onnx" else chosen.model
         art = device.compile_artifact(deployed if deployed.is_relative_to(w.dir) else chosen.model, w.dir)
         chosen.policy.save(w.dir / "policy.json")
@@ -183,6 +184,23 @@ def write_bundle(out, overwrite: bool, arch: ArchConfig, device: Device, chosen:
             memory=MemoryReport(final.peak_memory_mb, mem.to_dict(), predicted.get("memory_mb")),
             policy_search=chosen.trials, lineage=dict(lineage or {}))
         return w.finish(manifest)
+
+
+SPACE_FILE = "space.json"
+
+
+def add_space_definition(w: BundleWriter, space: str) -> None:
+    """A space derived for the user's data travels with its bundle (``space.json``): a device that
+    verifies or runs the bundle need not have trained it."""
+    from hwnas.registry import SPACES
+
+    if SPACES.entry(space).meta.get("derived"):
+        from hwnas.fileio import atomic_write_json
+        from hwnas.supernet.derive import space_to_dict
+        from hwnas.supernet.spaces import get_space
+
+        atomic_write_json(w.dir / SPACE_FILE, {**space_to_dict(get_space(space)),
+                                               "derived_from": SPACES.entry(space).meta.get("derived_from", "")})
 
 
 def _weighted(model: Path) -> list[str]:

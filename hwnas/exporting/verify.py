@@ -27,6 +27,7 @@ def verify(bundle: str | os.PathLike | DeploymentBundle, device: Device | None =
 
     b = bundle if isinstance(bundle, DeploymentBundle) else DeploymentBundle.open(bundle)
     m = b.manifest
+    register_bundle_space(b)
     dev = device or get_device(m.device["name"], threads=m.device["threads"])
     split = bundle_data(m, data).split(m.accuracy.split)
     lat = m.latency
@@ -60,3 +61,17 @@ def bundle_data(manifest, data: str | None = None):
                         f"{data or ds.describe()['name']} is {ds.describe()['name']} (fingerprint {ds.fingerprint()}): "
                         "pass the dataset the bundle was exported with, or export again with this --data.")
     return ds
+
+
+def register_bundle_space(b: DeploymentBundle) -> None:
+    """Register the derived space a bundle carries (``space.json``) where it is not known yet."""
+    from hwnas.registry import SPACES
+
+    f = b.file("space.json")
+    if f.is_file() and b.manifest.space not in SPACES:
+        import json
+
+        from hwnas.supernet.derive import register_space, space_from_dict
+
+        d = json.loads(f.read_text())
+        register_space(space_from_dict(d), d.get("derived_from", ""))

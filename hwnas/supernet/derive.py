@@ -69,7 +69,7 @@ def register_space(sp: SearchSpace, derived_from: str = "", store: bool = True) 
             raise ConfigError(f"A different space is already registered as '{sp.name}': choose another name "
                               "(train-supernet --space-name NAME).")
         return old
-    SPACES.register(sp.name, lambda: sp, sp.description, derived_from=derived_from)
+    SPACES.register(sp.name, lambda: sp, sp.description, derived=True, derived_from=derived_from)
     if store:
         _store(sp, derived_from)
     return SPACES.get(sp.name)
