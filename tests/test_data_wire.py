@@ -17,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from hwnas.cli import app
-from hwnas.errors import ConfigError, DataError
+from hwnas.errors import ConfigError
 
 runner = CliRunner()
 

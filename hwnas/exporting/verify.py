@@ -2,8 +2,10 @@
 
 Integrity (:meth:`DeploymentBundle.open`) refuses a bundle with any edited byte. Accuracy is
 re-measured on the manifest's split of the same dataset (by default the one the manifest names —
-an image folder by its path; data whose fingerprint differs from the manifest's is refused); latency interleaved with the manifest's
-reference and put on the manifest's scale, so the comparison cancels machine drift.
+an image folder by its path; data whose fingerprint differs from the manifest's is refused);
+latency interleaved with the manifest's reference and put on the manifest's scale, so the
+comparison cancels machine drift. A bundle of a derived space carries its definition
+(``space.json``), registered here where the space is not known.
 """
 
 from __future__ import annotations
