@@ -322,3 +322,25 @@ def test_train_supernet_cli_fine_tunes_from_init_on_a_folder_and_resumes(tmp_pat
     cli_json(*args, "--epochs", 2, "--resume")
     assert [h["epoch"] for h in json.loads((tmp_path / "w" / "train_log.json").read_text())["history"]] == [1, 2]
     assert torch.isfinite(load_file(t["weights"])["classifier.linear.weight"]).all()
+
+
+@pytest.mark.data
+def test_accuracy_dataset_written_before_data_was_recorded_resumes_on_the_spaces_own(tmp_path):
+    import pandas as pd
+
+    from hwnas.datasets import get_dataset
+    from hwnas.searching.accuracy import build_dataset, data_record
+    from hwnas.supernet import load_supernet
+
+    net, _ = load_supernet("tiny-mbv3")
+    ds = get_dataset("fashion-mnist")
+    train, val = ds.splits("train", "val")
+    calib, val = train.subset(np.arange(100)), val.subset(np.arange(200))
+    path = tmp_path / "acc.parquet"
+    build_dataset(net, 1, path, calib, val)  # no data recorded, as files written before
+    assert data_record(pd.read_parquet(path)) is None
+    df = build_dataset(net, 2, path, calib, val, data=ds.identity())
+    assert len(df) == 2 and data_record(df) == ds.identity()
+    b = get_dataset(str(random_folder(tmp_path / "B")))
+    with pytest.raises(ConfigError, match="judged on fashion-mnist"):
+        build_dataset(net, 3, path, calib, val, data=b.identity())

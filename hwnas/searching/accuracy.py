@@ -89,6 +89,11 @@ def build_dataset(supernet, n: int, path: str | os.PathLike, calib, val, seed: i
     if len(df) and set(df["space"]) != {sp.name}:
         raise ConfigError(f"'{path}' holds subnets of {sorted(set(df['space']))}, not '{sp.name}'.")
     have_data = data_record(df)
+    if data is not None and len(df) and have_data is None and data["name"] == sp.dataset:
+        # written before data was recorded, for a space of the registered dataset it names (Fashion-MNIST's
+        # 1-channel spaces: no image folder fits them), so judged on that dataset
+        df = df.assign(data=data["name"], data_fingerprint=data["fingerprint"])
+        have_data = data
     if data is not None and len(df) and (have_data or {}).get("fingerprint") != data["fingerprint"]:
         was = f"{have_data['name']} (fingerprint {have_data['fingerprint']})" if have_data else "unrecorded data"
         raise ConfigError(f"'{path}' holds subnets judged on {was}, not on {data['name']} (fingerprint "
