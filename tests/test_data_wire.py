@@ -86,7 +86,9 @@ def test_a_derived_space_is_known_by_name_in_a_new_process():
 
 # --------------------------------------------------------------------------- fingerprints
 @pytest.mark.data
-def test_fashion_mnist_fingerprint_is_its_files(tmp_path):
+def test_fashion_mnist_fingerprint_is_its_contents(tmp_path):
+    import gzip
+
     from hwnas.datasets import get_dataset
     from hwnas.datasets.fashion_mnist import FILES, default_dir
 
@@ -98,14 +100,13 @@ def test_fashion_mnist_fingerprint_is_its_files(tmp_path):
             os.symlink(default_dir() / f, tmp_path / f)
     assert get_dataset(str(tmp_path)).fingerprint() == fp  # the same files elsewhere
     name = FILES["test"][1]
+    raw = bytearray(gzip.decompress((default_dir() / name).read_bytes()))
     (tmp_path / name).unlink()
-    shutil.copy(default_dir() / name, tmp_path / name)
-    with open(tmp_path / name, "r+b") as fh:
-        fh.seek(-1, 2)
-        last = fh.read(1)
-        fh.seek(-1, 2)
-        fh.write(bytes([last[0] ^ 1]))
-    assert get_dataset(str(tmp_path)).fingerprint() != fp  # one byte of one file
+    (tmp_path / name).write_bytes(gzip.compress(bytes(raw), compresslevel=1, mtime=0))
+    assert get_dataset(str(tmp_path)).fingerprint() == fp  # compressed otherwise, the same contents
+    raw[-1] = (raw[-1] + 1) % 10  # one test label
+    (tmp_path / name).write_bytes(gzip.compress(bytes(raw)))
+    assert get_dataset(str(tmp_path)).fingerprint() != fp
 
 
 def test_folder_fingerprint_changes_with_its_images(tmp_path):
