@@ -345,3 +345,29 @@ def test_accuracy_dataset_written_before_data_was_recorded_resumes_on_the_spaces
     b = get_dataset(str(random_folder(tmp_path / "B")))
     with pytest.raises(ConfigError, match="judged on fashion-mnist"):
         build_dataset(net, 3, path, calib, val, data=b.identity())
+
+
+def test_data_options_reach_the_folder_from_the_command_line(tmp_path):
+    """``--data-option on_bad_image=skip``: a truncated image is left out and counted; without it the
+    command stops with one line naming the file; an unknown option is one line naming the known."""
+    from safetensors.torch import save_file
+
+    from conftest import randomize_
+    from hwnas.supernet.derive import derive_space, space_to_dict
+    from hwnas.supernet.elastic import ElasticMBV3
+
+    folder = random_folder(tmp_path / "data", n=5)
+    bad = folder / "val" / "b" / "2.png"
+    bad.write_bytes(bad.read_bytes()[:60])
+    sp = derive_space("tiny-mbv3", 3, 3, (16, 20), name="tiny-mbv3-wire-options-3c")
+    net = randomize_(ElasticMBV3(sp), seed=1)
+    w = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")},
+              str(w), metadata={"space": sp.name, "space_def": json.dumps(space_to_dict(sp))})
+    args = ("eval-subnet", "--arch", sp.max_arch().to_str(), "--checkpoint", w, "--data", folder,
+            "--calib-images", 10)
+    msg = refused(*args)
+    assert str(bad) in msg and "on_bad_image" in msg
+    r = cli_json(*args, "--data-option", "on_bad_image=skip")
+    assert r["images"] == 15 and r["skipped_images"] == 1 and 0 <= r["top1"] <= 100
+    assert "known: workers" in refused(*args, "--data-option", "on_bad_images=skip")

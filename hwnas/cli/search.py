@@ -43,12 +43,12 @@ def search_cmd(cfg: SearchConfig, out: Output) -> None:
 def accuracy_dataset_cmd(cfg: AccuracyDatasetConfig, out: Output) -> None:
     from rich.progress import Progress, TimeElapsedColumn
 
-    from hwnas.datasets import get_dataset
+    from hwnas.datasets import open_dataset
     from hwnas.searching.accuracy import build_dataset
     from hwnas.supernet import load_supernet
 
     net, _ = load_supernet(cfg.space, cfg.checkpoint, allow_random=False)
-    ds = get_dataset(cfg.data, cfg.space)
+    ds = open_dataset(cfg.data, cfg.space, cfg.data_options)
     train, val = ds.splits("train", "val")
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=out.console,
                   disable=out.as_json) as prog:
@@ -72,9 +72,9 @@ def fit_accuracy_cmd(cfg: FitAccuracyConfig, out: Output) -> None:
     df = load_dataset(cfg.dataset)
     data = None
     if cfg.data is not None:
-        from hwnas.datasets import get_dataset
+        from hwnas.datasets import open_dataset
 
-        data = get_dataset(cfg.data, str(df["space"].iloc[0]) if len(df) else None)
+        data = open_dataset(cfg.data, str(df["space"].iloc[0]) if len(df) else None, cfg.data_options)
     predictor, rep = fit_with_holdout(df, cfg.holdout, cfg.seed, data)
     predictor.save(cfg.out)
     rep["saved"] = str(cfg.out)

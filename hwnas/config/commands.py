@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from hwnas.config.base import Config, option
+from hwnas.config.base import Config, data_option, option
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,7 @@ class TrainSupernetConfig(Config):
     space: str = option("fmnist-mbv3", "Search space to train; with an image folder --data, the space whose blocks "
                                        "a space for the folder's classes and image size is derived from.")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
     space_name: Optional[str] = option(None, "Name of the space derived for --data (default: SPACE-<classes>c-r<lo>-"
                                              "<hi>).")
     init: Optional[Path] = option(None, "Fine-tune from these weights (an official OFA file or hwnas safetensors; "
@@ -168,6 +169,7 @@ class EvalSubnetConfig(Config):
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: the shipped ones).")
     split: str = option("val", "val (model selection) or test (final reporting).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
     calib_images: int = option(2000, "Training images for BN recalibration.")
 
 
@@ -182,6 +184,7 @@ class AccuracyDatasetConfig(Config):
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped).")
     seed: int = option(0, "Seed of the sampled subnets.")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
     calib_images: int = option(2000, "Training images for each subnet's BN recalibration.")
 
 
@@ -195,6 +198,7 @@ class FitAccuracyConfig(Config):
     out: Optional[Path] = option(None, "Predictor JSON to write.", required=True)
     data: Optional[str] = option(None, "Dataset name or folder the accuracy dataset was built on (checked against "
                                        "the file's record; recorded for a file that has none).")
+    data_options: dict[str, str] = data_option()
     holdout: int = option(100, "Subnets held out to report Kendall τ / RMSE.")
     seed: int = option(0, "Seed of the hold-out split and the model.")
 

@@ -3,7 +3,7 @@ precision policy → compiled for the device → measured there → a bundle wit
 
 Everything runtime-specific comes from the device: its :meth:`~hwnas.devices.base.Device.quantizer`
 writes the quantized variants, its :meth:`~hwnas.devices.base.Device.compile_artifact` the deployed
-artifact, and its verbs measure them. Data comes from :func:`hwnas.datasets.get_dataset`:
+artifact, and its verbs measure them. Data comes from :func:`hwnas.datasets.open_dataset`:
 policy trials are judged on 2,000 validation images, the bundle reports the test split.
 """
 
@@ -47,7 +47,7 @@ class Chosen:
 
 
 def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision: str = "mixed",
-          max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, data: str | None = None,
+          max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, data=None,
           predicted: dict[str, float] | None = None, predicted_for: str | None = None,
           overwrite: bool = False, lineage: dict[str, Any] | None = None,
           progress: Callable[[str], None] | None = None) -> DeploymentBundle:
@@ -58,7 +58,7 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision
     ratio × the reference latencies measured when the export starts. ``predicted`` figures (the
     search's) are kept only when they were made for this very device (``predicted_for``: its spec id).
     """
-    from hwnas.datasets import get_dataset
+    from hwnas.datasets import open_dataset
 
     if precision not in PRECISION_MODES:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISION_MODES)}, got '{precision}'.")
@@ -66,7 +66,7 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision
         raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {max_accuracy_drop}.")
     say = progress or (lambda msg: None)
     BundleWriter(out, overwrite)  # refuse an existing bundle before any work
-    ds = get_dataset(data, arch.space)
+    ds = open_dataset(data, arch.space)  # a name, a folder, or a dataset already open
     train, val, test = ds.splits("train", "val", "test")
     work = Path(tempfile.mkdtemp(prefix="hwnas-export-"))
     try:

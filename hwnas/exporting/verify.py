@@ -23,7 +23,7 @@ ACCURACY_TOLERANCE_PTS = 0.1
 
 def verify(bundle: str | os.PathLike | DeploymentBundle, device: Device | None = None,
            latency_tolerance: float = LATENCY_TOLERANCE, accuracy_tolerance: float = ACCURACY_TOLERANCE_PTS,
-           data: str | None = None) -> Verification:
+           data: str | None = None, data_options: dict[str, str] | None = None) -> Verification:
     """Check ``bundle`` and re-measure it on ``device`` (default: the manifest's device here)."""
     from hwnas.devices import get_device
 
@@ -31,7 +31,7 @@ def verify(bundle: str | os.PathLike | DeploymentBundle, device: Device | None =
     m = b.manifest
     register_bundle_space(b)
     dev = device or get_device(m.device["name"], threads=m.device["threads"])
-    split = bundle_data(m, data).split(m.accuracy.split)
+    split = bundle_data(m, data, data_options).split(m.accuracy.split)
     lat = m.latency
     ev = DeviceEvaluator(dev, split, m.preprocess["resolution"], {lat.reference: lat.reference_ms})
     acc = ev.accuracy(b.file(m.deployed))
@@ -46,17 +46,17 @@ def verify(bundle: str | os.PathLike | DeploymentBundle, device: Device | None =
         latency_ms=ms, raw_median_ms=meas.stats.median_ms)
 
 
-def bundle_data(manifest, data: str | None = None):
+def bundle_data(manifest, data: str | None = None, options: dict[str, str] | None = None):
     """The dataset to re-check ``manifest``'s accuracy on: ``data``, else the one it records (an
     image folder at its recorded path, else the space's own); refused when its fingerprint is
     not the manifest's."""
-    from hwnas.datasets import get_dataset
+    from hwnas.datasets import open_dataset
     from hwnas.errors import DataError
 
     rec = manifest.dataset or {}
     if data is None and rec.get("name") == "image-folder" and rec.get("root"):
         data = rec["root"]
-    ds = get_dataset(data, manifest.space)
+    ds = open_dataset(data, manifest.space, options)
     want = rec.get("fingerprint")
     if want is not None and ds.fingerprint() != want:
         raise DataError(f"The bundle's accuracy was measured on {rec.get('name')} (fingerprint {want}); --data "

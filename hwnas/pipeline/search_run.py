@@ -62,9 +62,9 @@ def search_data(cfg: SearchConfig):
     None when the run names none and judges nothing (``final_eval`` 0)."""
     if cfg.data is None and not cfg.final_eval:
         return None
-    from hwnas.datasets import get_dataset
+    from hwnas.datasets import open_dataset
 
-    return get_dataset(cfg.data, cfg.space)
+    return open_dataset(cfg.data, cfg.space, cfg.data_options)
 
 
 def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say, accuracy=None):
