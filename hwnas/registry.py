@@ -43,8 +43,9 @@ class Registry(Generic[T]):
     """
 
     def __init__(self, kind: str, loader: str | None = None, singletons: bool = False,
-                 finder: str | None = None) -> None:
+                 finder: str | None = None, hint: str = "") -> None:
         self.kind = kind
+        self._hint = hint
         self._loader = loader
         self._finder = finder
         self._finding = False
@@ -85,7 +86,7 @@ class Registry(Generic[T]):
             names = sorted(self._entries)
             raise UnknownNameError(
                 f"Unknown {self.kind} '{name}'.{did_you_mean(name, names)} "
-                f"Available: {', '.join(names)}."
+                f"Available: {', '.join(names)}.{' ' + self._hint if self._hint else ''}"
             ) from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
@@ -115,6 +116,8 @@ class Registry(Generic[T]):
 
 
 SPACES: Registry[Any] = Registry("search space", loader="hwnas.supernet.spaces", singletons=True,
-                                 finder="hwnas.supernet.derive:find_stored")
+                                 finder="hwnas.supernet.derive:find_stored",
+                                 hint="A space derived by 'hwnas train-supernet --data' is known where it was "
+                                      "trained, and wherever its weights are named (--checkpoint).")
 """Search spaces by name (filled by :mod:`hwnas.supernet.spaces`; derived spaces stored by
 :mod:`hwnas.supernet.derive` are found on first use)."""

@@ -233,11 +233,13 @@ def test_own_data_end_to_end_through_a_folder(folders, tmp_path):
     assert (sp.in_channels, sp.n_classes, space.startswith("tiny-mbv3-10c")) == (3, 10, True)
     card = json.loads(open(t["model_card"]).read())
     assert card["space"] == space and card["data"]["fingerprint"] == fp_a and card["epochs_done"] == 1
-    # 2. one subnet, BN recalibrated on the folder's training images, in a fresh process (the space by name)
+    # 2. one subnet, BN recalibrated on the folder's training images, in a fresh process on "another machine"
+    # (an empty space store): the weights carry their space
     arch = sp.max_arch().to_str()
+    elsewhere = {**os.environ, "HWNAS_CACHE": str(tmp_path / "elsewhere")}
     r = subprocess.run([sys.executable, "-m", "hwnas.cli", "eval-subnet", "--arch", arch, "--checkpoint", w,
                         "--data", str(A), "--calib-images", "100", "--json"], capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, env=elsewhere)
     assert r.returncode == 0, r.stderr[-2000:]
     ev = json.loads(r.stdout)
     net, _ = load_supernet(space, w, allow_random=False)

@@ -47,9 +47,9 @@ def accuracy_dataset_cmd(cfg: AccuracyDatasetConfig, out: Output) -> None:
     from hwnas.searching.accuracy import build_dataset
     from hwnas.supernet import load_supernet
 
-    net, _ = load_supernet(cfg.space, cfg.checkpoint, allow_random=False)
-    ds = open_dataset(cfg.data, cfg.space, cfg.data_options)
+    ds = open_dataset(cfg.data, cfg.space, cfg.data_options)  # bad data is refused before any weights are read
     train, val = ds.splits("train", "val")
+    net, _ = load_supernet(cfg.space, cfg.checkpoint, allow_random=False)
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=out.console,
                   disable=out.as_json) as prog:
         task = prog.add_task("evaluating", total=cfg.n)
