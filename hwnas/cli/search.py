@@ -56,10 +56,11 @@ def accuracy_dataset_cmd(cfg: AccuracyDatasetConfig, out: Output) -> None:
         df = build_dataset(net, cfg.n, cfg.out, train, val, cfg.seed, data=ds.identity(), n_calib=cfg.calib_images,
                            progress=lambda i, total, row: prog.update(task, completed=i, total=total))
     rep = {"out": str(cfg.out), "subnets": len(df), "top1_min": float(df["top1"].min()),
-           "top1_max": float(df["top1"].max())}
+           "top1_max": float(df["top1"].max()), "data": ds.identity()}
     if out.as_json:
         return out.json(rep)
-    out.print(f"{len(df)} subnets in {cfg.out}: top-1 {rep['top1_min']:.2f} .. {rep['top1_max']:.2f} %")
+    out.print(f"{len(df)} subnets in {cfg.out}: top-1 {rep['top1_min']:.2f} .. {rep['top1_max']:.2f} % on "
+              f"{ds.describe()['name']} (fingerprint {ds.fingerprint()})")
 
 
 @command("fit-accuracy", FitAccuracyConfig)
@@ -83,4 +84,6 @@ def fit_accuracy_cmd(cfg: FitAccuracyConfig, out: Output) -> None:
         return out.json(rep)
     out.print(f"held-out ({rep['n_holdout']} subnets): Kendall tau {rep['kendall_tau']:.3f}, Spearman "
               f"{rep['spearman']:.3f}, RMSE {rep['rmse_pts']:.3f} pts; refitted on all "
-              f"{rep['n_train'] + rep['n_holdout']} → {cfg.out}")
+              f"{rep['n_train'] + rep['n_holdout']} → {cfg.out}"
+              + (f" (data: {rep['dataset']['name']}, fingerprint {rep['dataset']['fingerprint']})" if rep["dataset"]
+                 else " (data not recorded: pass --data to record it)"))
