@@ -373,3 +373,31 @@ def test_data_options_reach_the_folder_from_the_command_line(tmp_path):
     r = cli_json(*args, "--data-option", "on_bad_image=skip")
     assert r["images"] == 15 and r["skipped_images"] == 1 and 0 <= r["top1"] <= 100
     assert "known: workers" in refused(*args, "--data-option", "on_bad_images=skip")
+
+
+FIT_ELSEWHERE = """
+import sys
+from hwnas.cli import main
+sys.argv = ["hwnas", "fit-accuracy", sys.argv[1], "--out", sys.argv[2], "--holdout", "5", "--json"]
+main()
+"""
+
+
+def test_an_accuracy_dataset_of_a_derived_space_is_fitted_where_the_space_was_never_derived(tmp_path):
+    import pandas as pd
+
+    from hwnas.searching.accuracy import derived_space_def
+    from hwnas.supernet.derive import derive_space
+
+    sp = derive_space("tiny-mbv3", 3, 4, (16, 20, 24), name="tiny-mbv3-wire-travels-4c")
+    rng = np.random.default_rng(0)
+    archs = list({a.key(): a for a in (sp.sample(rng) for _ in range(60))}.values())[:36]
+    pd.DataFrame({"arch": [a.to_str() for a in archs], "space": sp.name,
+                  "top1": [float(sp.macs(a)) / 1e4 for a in archs],
+                  "space_def": derived_space_def(sp.name)}).to_parquet(tmp_path / "acc.parquet")
+    assert derived_space_def("tiny-mbv3") is None  # a named space needs no definition
+    r = subprocess.run([sys.executable, "-c", FIT_ELSEWHERE, str(tmp_path / "acc.parquet"), str(tmp_path / "p.json")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "HWNAS_CACHE": str(tmp_path / "elsewhere")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "p.json").read_text())["space"] == sp.name

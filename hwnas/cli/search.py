@@ -66,11 +66,12 @@ def accuracy_dataset_cmd(cfg: AccuracyDatasetConfig, out: Output) -> None:
 @command("fit-accuracy", FitAccuracyConfig)
 def fit_accuracy_cmd(cfg: FitAccuracyConfig, out: Output) -> None:
     from hwnas.errors import ConfigError
-    from hwnas.searching.accuracy import fit_with_holdout, load_dataset
+    from hwnas.searching.accuracy import fit_with_holdout, load_dataset, register_dataset_space
 
     if not cfg.dataset.is_file():
         raise ConfigError(f"Accuracy dataset '{cfg.dataset}' does not exist: build it with 'hwnas accuracy-dataset'.")
     df = load_dataset(cfg.dataset)
+    register_dataset_space(df)  # a derived space travels in its accuracy dataset
     data = None
     if cfg.data is not None:
         from hwnas.datasets import open_dataset

@@ -54,6 +54,29 @@ def data_record(df) -> dict | None:
     return {"name": str(df["data"].iloc[0]), "fingerprint": fps[0]}
 
 
+def derived_space_def(space: str) -> str | None:
+    """The JSON definition of ``space`` when it is a derived one (kept in every row of its accuracy
+    dataset, so the file is fitted on a machine where the space was never derived), else None."""
+    from hwnas.registry import SPACES
+
+    if not SPACES.entry(space).meta.get("derived"):
+        return None
+    from hwnas.supernet.derive import space_to_dict
+    from hwnas.supernet.spaces import get_space
+
+    return json.dumps(space_to_dict(get_space(space)))
+
+
+def register_dataset_space(df) -> None:
+    """Register the derived space an accuracy dataset carries, where it is not known yet."""
+    from hwnas.registry import SPACES
+
+    if len(df) and "space_def" in df.columns and str(df["space"].iloc[0]) not in SPACES:
+        from hwnas.supernet.derive import register_space, space_from_dict
+
+        register_space(space_from_dict(json.loads(df["space_def"].dropna().iloc[0])))
+
+
 def data_mismatch(what: str, have: dict, data, fix: str) -> ConfigError:
     """The one-line refusal of a result judged on data ``have`` used with ``data`` (a Dataset)."""
     return ConfigError(f"{what} was judged on {have['name']} (fingerprint {have['fingerprint']}); --data "
@@ -88,6 +111,7 @@ def build_dataset(supernet, n: int, path: str | os.PathLike, calib, val, seed: i
     df = load_dataset(path)
     if len(df) and set(df["space"]) != {sp.name}:
         raise ConfigError(f"'{path}' holds subnets of {sorted(set(df['space']))}, not '{sp.name}'.")
+    space_def = derived_space_def(sp.name)
     have_data = data_record(df)
     if data is not None and len(df) and have_data is None and data["name"] == sp.dataset:
         # written before data was recorded, for a space of the registered dataset it names (Fashion-MNIST's
@@ -119,7 +143,8 @@ def build_dataset(supernet, n: int, path: str | os.PathLike, calib, val, seed: i
         acc = evaluate_subnet(supernet, a, calib, val, **({"n_calib": n_calib} if n_calib else {}))
         rows.append({"arch": a.to_str(), "key": a.key(), "space": sp.name, "r": a.r, "macs_m": sp.macs(a) / 1e6,
                      "params_m": sp.params(a) / 1e6, "top1": acc, "split": split, "seconds": time.time() - t0,
-                     **({"data": data["name"], "data_fingerprint": data["fingerprint"]} if data else {})})
+                     **({"data": data["name"], "data_fingerprint": data["fingerprint"]} if data else {}),
+                     **({"space_def": space_def} if space_def else {})})
         have.add(a.key())
         done_since_flush += 1
         if done_since_flush >= 10:
@@ -265,6 +290,7 @@ def fit_with_holdout(df, holdout: int = 100, seed: int = 0, data=None) -> tuple[
     other data is refused — and recorded as the predictor's data when the file records none."""
     from scipy.stats import kendalltau, spearmanr
 
+    register_dataset_space(df)
     archs = [ArchConfig.parse(a) for a in df["arch"]]
     y = df["top1"].to_numpy()
     record = data_record(df)
