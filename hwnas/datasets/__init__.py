@@ -64,8 +64,8 @@ def parse_data_options(options: dict[str, str] | None) -> dict[str, Any]:
             else:
                 out[k] = kind(text)
         except ValueError:
-            raise DataError(f"--data-option {key}={value}: expected {'true or false' if kind is bool else kind.__name__}."
-                            ) from None
+            want = "true or false" if kind is bool else kind.__name__
+            raise DataError(f"--data-option {key}={value}: expected {want}.") from None
     return out
 
 

@@ -310,7 +310,7 @@ class FolderDataset(Dataset):
         return int(w), int(h)
 
     def describe(self) -> dict:
-        d = {"name": self.name, "root": str(self.root), "layout": self.layout, "classes": len(self.classes),
+        d = {"name": self.name, "root": str(self.root.resolve()), "layout": self.layout, "classes": len(self.classes),
              "class_names": list(self.classes), "images": {s: len(self._splits[s]) for s in ("train", "val", "test")},
              "test_is_val": self._splits["test"] is self._splits["val"], "fingerprint": self.fingerprint(),
              "on_bad_image": self._reader.on_bad_image, "on_non_rgb": self._reader.on_non_rgb,
