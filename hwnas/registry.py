@@ -37,12 +37,18 @@ class Registry(Generic[T]):
     """A named collection of factories of one kind (``kind`` appears in errors).
 
     ``loader``: module imported on first use to fill the registry. ``singletons``: ``get(name)``
-    builds each entry once (for immutable values such as search spaces).
+    builds each entry once (for immutable values such as search spaces). ``finder``:
+    ``"module:function"`` called with a name not registered (or ``None`` before a listing) that may
+    register it from elsewhere — how search spaces derived in an earlier process are found.
     """
 
-    def __init__(self, kind: str, loader: str | None = None, singletons: bool = False) -> None:
+    def __init__(self, kind: str, loader: str | None = None, singletons: bool = False,
+                 finder: str | None = None, hint: str = "") -> None:
         self.kind = kind
+        self._hint = hint
         self._loader = loader
+        self._finder = finder
+        self._finding = False
         self._singletons = singletons
         self._entries: dict[str, Entry[T]] = {}
         self._made: dict[str, T] = {}
@@ -51,6 +57,16 @@ class Registry(Generic[T]):
         if self._loader is not None:
             loader, self._loader = self._loader, None
             importlib.import_module(loader)
+
+    def _find(self, name: str | None) -> None:
+        if self._finder is None or self._finding:
+            return
+        module, function = self._finder.split(":")
+        self._finding = True
+        try:
+            getattr(importlib.import_module(module), function)(name)
+        finally:
+            self._finding = False
 
     def register(
         self, name: str, factory: Callable[..., T], description: str = "", **meta: Any
@@ -62,13 +78,15 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry[T]:
         self._load()
+        if name not in self._entries:
+            self._find(name)
         try:
             return self._entries[name]
         except KeyError:
             names = sorted(self._entries)
             raise UnknownNameError(
                 f"Unknown {self.kind} '{name}'.{did_you_mean(name, names)} "
-                f"Available: {', '.join(names)}."
+                f"Available: {', '.join(names)}.{' ' + self._hint if self._hint else ''}"
             ) from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
@@ -84,6 +102,7 @@ class Registry(Generic[T]):
 
     def list(self, pattern: str = "*") -> list[str]:
         self._load()
+        self._find(None)
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
     def entries(self) -> list[Entry[T]]:
@@ -91,8 +110,14 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         self._load()
+        if name not in self._entries and isinstance(name, str):
+            self._find(name)
         return name in self._entries
 
 
-SPACES: Registry[Any] = Registry("search space", loader="hwnas.supernet.spaces", singletons=True)
-"""Search spaces by name (filled by :mod:`hwnas.supernet.spaces`)."""
+SPACES: Registry[Any] = Registry("search space", loader="hwnas.supernet.spaces", singletons=True,
+                                 finder="hwnas.supernet.derive:find_stored",
+                                 hint="A space derived by 'hwnas train-supernet --data' is known where it was "
+                                      "trained, and wherever its weights are named (--checkpoint).")
+"""Search spaces by name (filled by :mod:`hwnas.supernet.spaces`; derived spaces stored by
+:mod:`hwnas.supernet.derive` are found on first use)."""

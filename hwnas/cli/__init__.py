@@ -121,6 +121,18 @@ def build_config(ctx: typer.Context, cls: type[Config], values: dict[str, Any], 
     return base.replace(**given) if given else base
 
 
+def known_from_weights(cfg: Config) -> None:
+    """Weights a command names (``--checkpoint``, ``--init``) that were trained for a derived space
+    register it before the command reads a ``--space`` or ``--arch`` of it — on a machine where the
+    space was never derived."""
+    paths = [getattr(cfg, k, None) for k in ("checkpoint", "init")]
+    if any(paths):
+        from hwnas.supernet.derive import space_from_checkpoint
+
+        for path in filter(None, paths):
+            space_from_checkpoint(path)
+
+
 def command(name: str, cls: type[Config]):
     """Register ``fn(config, output)`` as command ``name`` with the options of config class ``cls``."""
 
@@ -147,6 +159,7 @@ def command(name: str, cls: type[Config]):
                 typer.echo(f"wrote {save} ('{cls.KIND}' config; run it with: hwnas {name} --config {save})")
                 return
             cfg.check_complete()
+            known_from_weights(cfg)
             fn(cfg, Output(as_json))
 
         cmd.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

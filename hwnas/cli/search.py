@@ -41,34 +41,50 @@ def search_cmd(cfg: SearchConfig, out: Output) -> None:
 
 @command("accuracy-dataset", AccuracyDatasetConfig)
 def accuracy_dataset_cmd(cfg: AccuracyDatasetConfig, out: Output) -> None:
-    from rich.progress import Progress
+    from rich.progress import Progress, TimeElapsedColumn
 
-    from hwnas.datasets import get_dataset
+    from hwnas.datasets import open_dataset
     from hwnas.searching.accuracy import build_dataset
     from hwnas.supernet import load_supernet
 
-    train, val = get_dataset(cfg.data, cfg.space).splits("train", "val")
+    ds = open_dataset(cfg.data, cfg.space, cfg.data_options)  # bad data is refused before any weights are read
+    train, val = ds.splits("train", "val")
     net, _ = load_supernet(cfg.space, cfg.checkpoint, allow_random=False)
-    with Progress(console=out.console, disable=out.as_json) as prog:
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=out.console,
+                  disable=out.as_json) as prog:
         task = prog.add_task("evaluating", total=cfg.n)
-        df = build_dataset(net, cfg.n, cfg.out, train, val, cfg.seed,
+        df = build_dataset(net, cfg.n, cfg.out, train, val, cfg.seed, data=ds.identity(), n_calib=cfg.calib_images,
                            progress=lambda i, total, row: prog.update(task, completed=i, total=total))
     rep = {"out": str(cfg.out), "subnets": len(df), "top1_min": float(df["top1"].min()),
-           "top1_max": float(df["top1"].max())}
+           "top1_max": float(df["top1"].max()), "data": ds.identity()}
     if out.as_json:
         return out.json(rep)
-    out.print(f"{len(df)} subnets in {cfg.out}: top-1 {rep['top1_min']:.2f} .. {rep['top1_max']:.2f} %")
+    out.print(f"{len(df)} subnets in {cfg.out}: top-1 {rep['top1_min']:.2f} .. {rep['top1_max']:.2f} % on "
+              f"{ds.describe()['name']} (fingerprint {ds.fingerprint()})")
 
 
 @command("fit-accuracy", FitAccuracyConfig)
 def fit_accuracy_cmd(cfg: FitAccuracyConfig, out: Output) -> None:
-    from hwnas.searching.accuracy import fit_with_holdout, load_dataset
+    from hwnas.errors import ConfigError
+    from hwnas.searching.accuracy import fit_with_holdout, load_dataset, register_dataset_space
 
-    predictor, rep = fit_with_holdout(load_dataset(cfg.dataset), cfg.holdout, cfg.seed)
+    if not cfg.dataset.is_file():
+        raise ConfigError(f"Accuracy dataset '{cfg.dataset}' does not exist: build it with 'hwnas accuracy-dataset'.")
+    df = load_dataset(cfg.dataset)
+    register_dataset_space(df)  # a derived space travels in its accuracy dataset
+    data = None
+    if cfg.data is not None:
+        from hwnas.datasets import open_dataset
+
+        data = open_dataset(cfg.data, str(df["space"].iloc[0]) if len(df) else None, cfg.data_options)
+    predictor, rep = fit_with_holdout(df, cfg.holdout, cfg.seed, data)
     predictor.save(cfg.out)
     rep["saved"] = str(cfg.out)
+    rep["dataset"] = predictor.dataset_
     if out.as_json:
         return out.json(rep)
     out.print(f"held-out ({rep['n_holdout']} subnets): Kendall tau {rep['kendall_tau']:.3f}, Spearman "
               f"{rep['spearman']:.3f}, RMSE {rep['rmse_pts']:.3f} pts; refitted on all "
-              f"{rep['n_train'] + rep['n_holdout']} → {cfg.out}")
+              f"{rep['n_train'] + rep['n_holdout']} → {cfg.out}"
+              + (f" (data: {rep['dataset']['name']}, fingerprint {rep['dataset']['fingerprint']})" if rep["dataset"]
+                 else " (data not recorded: pass --data to record it)"))

@@ -37,6 +37,14 @@ def option(default: Any = REQUIRED, help: str = "", *, flag: str | None = None, 
     return field(default=default, metadata=meta)
 
 
+def data_option() -> Any:
+    """The ``--data-option KEY=VALUE`` field of every command that reads a dataset (see
+    :func:`hwnas.datasets.parse_data_options`)."""
+    return option(None, "Image-folder option KEY=VALUE (repeatable): on_bad_image=stop|skip, "
+                        "on_non_rgb=convert|refuse, workers=N, val_fraction=F, split_seed=N, color_jitter=true|false.",
+                  flag="--data-option")
+
+
 @dataclass(frozen=True)
 class Config:
     """Base class; subclasses set ``KIND`` (the command it configures) and ``VERSION``."""

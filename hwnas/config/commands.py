@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from hwnas.config.base import Config, option
+from hwnas.config.base import Config, data_option, option
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,14 @@ class TrainSupernetConfig(Config):
 
     KIND = "train-supernet"
     out: Optional[Path] = option(None, "Checkpoint folder.", required=True)
-    space: str = option("fmnist-mbv3", "Search space to train.")
+    space: str = option("fmnist-mbv3", "Search space to train; with an image folder --data, the space whose blocks "
+                                       "a space for the folder's classes and image size is derived from.")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
+    space_name: Optional[str] = option(None, "Name of the space derived for --data (default: SPACE-<classes>c-r<lo>-"
+                                             "<hi>).")
+    init: Optional[Path] = option(None, "Fine-tune from these weights (an official OFA file or hwnas safetensors; "
+                                        "a classifier of another class count starts fresh).")
     epochs: int = option(15, "Training epochs.")
     batch_size: int = option(256, "Images per step.")
     lr: float = option(0.1, "Peak learning rate (SGD + Nesterov, cosine).")
@@ -163,6 +169,7 @@ class EvalSubnetConfig(Config):
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: the shipped ones).")
     split: str = option("val", "val (model selection) or test (final reporting).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
     calib_images: int = option(2000, "Training images for BN recalibration.")
 
 
@@ -177,6 +184,8 @@ class AccuracyDatasetConfig(Config):
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped).")
     seed: int = option(0, "Seed of the sampled subnets.")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
+    calib_images: int = option(2000, "Training images for each subnet's BN recalibration.")
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,9 @@ class FitAccuracyConfig(Config):
     dataset: Optional[Path] = option(None, "Parquet written by 'hwnas accuracy-dataset'.", argument=True,
                                      required=True)
     out: Optional[Path] = option(None, "Predictor JSON to write.", required=True)
+    data: Optional[str] = option(None, "Dataset name or folder the accuracy dataset was built on (checked against "
+                                       "the file's record; recorded for a file that has none).")
+    data_options: dict[str, str] = data_option()
     holdout: int = option(100, "Subnets held out to report Kendall τ / RMSE.")
     seed: int = option(0, "Seed of the hold-out split and the model.")
 

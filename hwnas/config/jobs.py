@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from hwnas.config.base import Config, option
+from hwnas.config.base import Config, data_option, option
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class SearchConfig(Config):
     accuracy_predictor: Optional[Path] = option(None, "Accuracy predictor JSON (default: shipped).")
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped).")
     data: Optional[str] = option(None, "Dataset name or folder for the final accuracy check (default: the space's).")
+    data_options: dict[str, str] = data_option()
     final_eval: int = option(3, "Final candidates evaluated on the super-network (validation split).")
     add_to_profile: bool = option(False, "Also add the closed loop's measurements to --profile (refused for a "
                                          "shipped profile or one measured on another host).")
@@ -105,6 +106,7 @@ class ExportConfig(Config):
     precision: str = option("mixed", "fp32 | int8 | mixed (searched per layer group).")
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
     overwrite: bool = option(False, "Replace an existing bundle at --out.")
     cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
                                           "default: RAY_ADDRESS).")
@@ -120,6 +122,7 @@ class VerifyConfig(Config):
     latency_tolerance: float = option(0.15, "Allowed relative latency difference.")
     accuracy_tolerance: float = option(0.1, "Allowed accuracy difference (points).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
+    data_options: dict[str, str] = data_option()
     cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
                                           "default: RAY_ADDRESS).")
 

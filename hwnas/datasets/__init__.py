@@ -22,7 +22,7 @@ from hwnas.errors import DataError
 from hwnas.registry import Registry
 
 __all__ = ["DATASETS", "Dataset", "FolderDataset", "FolderSplit", "ImageSet", "Split", "batches", "get_dataset",
-           "preprocess"]
+           "open_dataset", "parse_data_options", "preprocess"]
 
 DATASETS: Registry[Any] = Registry("dataset")
 
@@ -41,6 +41,45 @@ DATASETS.register("image-folder", _lazy("hwnas.datasets.folder", "FolderDataset"
                   "preprocessed as Once-for-All does")
 
 FOLDER_OPTIONS = ("workers", "on_bad_image", "on_non_rgb", "val_fraction", "split_seed", "color_jitter")
+_OPTION_TYPES = {"workers": int, "on_bad_image": str, "on_non_rgb": str, "val_fraction": float, "split_seed": int,
+                 "color_jitter": bool}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_data_options(options: dict[str, str] | None) -> dict[str, Any]:
+    """A command line's ``--data-option KEY=VALUE`` pairs as :func:`get_dataset` options, typed;
+    an unknown key or a value of the wrong kind is one error line naming the known ones."""
+    out: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        k = key.replace("-", "_")
+        kind = _OPTION_TYPES.get(k)
+        if kind is None:
+            raise DataError(f"Unknown --data-option '{key}'; known: {', '.join(FOLDER_OPTIONS)}.")
+        text = str(value).strip()
+        try:
+            if kind is bool:
+                if text.lower() not in _TRUE + _FALSE:
+                    raise ValueError(text)
+                out[k] = text.lower() in _TRUE
+            else:
+                out[k] = kind(text)
+        except ValueError:
+            want = "true or false" if kind is bool else kind.__name__
+            raise DataError(f"--data-option {key}={value}: expected {want}.") from None
+    return out
+
+
+def open_dataset(spec: str | os.PathLike | Dataset | None, space=None, options: dict[str, str] | None = None
+                 ) -> Dataset:
+    """:func:`get_dataset` for a command: ``spec`` as given on its command line (a dataset already
+    open is checked against ``space`` and returned), ``options`` its ``--data-option`` pairs."""
+    if isinstance(spec, Dataset):
+        if space is not None:
+            from hwnas.supernet.spaces import get_space
+
+            spec.check_space(get_space(space))
+        return spec
+    return get_dataset(spec, space, **parse_data_options(options))
 
 
 def get_dataset(spec: str | os.PathLike | None = None, space=None, **options: Any) -> Dataset:

@@ -88,7 +88,18 @@ class Dataset(ABC):
 
     @abstractmethod
     def describe(self) -> dict:
-        """What the dataset is (name, where it was read from, number of classes): stored with results."""
+        """What the dataset is (name, where it was read from, number of classes, fingerprint):
+        stored with results."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A content id (16 hex digits) of the dataset's images, labels and splits: the same data
+        gives the same id wherever it lies. Accuracy datasets and predictors record it, and a
+        predictor fitted on one dataset refuses another."""
+
+    def identity(self) -> dict:
+        """``{"name", "fingerprint"}``: what a result records of the data it was judged on."""
+        return {"name": self.describe()["name"], "fingerprint": self.fingerprint()}
 
     def splits(self, *names: str) -> tuple[Split, ...]:
         return tuple(self.split(n) for n in names)

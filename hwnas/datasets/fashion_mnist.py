@@ -9,6 +9,7 @@ for search and model selection; the test set only for final reporting.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 from dataclasses import replace
@@ -58,9 +59,23 @@ class FashionMNIST(Dataset):
         self.classes = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                         "ankle-boot")
         self._sources: dict[str, ImageSet] = {}
+        self._fingerprint: str | None = None
 
     def describe(self) -> dict:
-        return {"name": self.name, "root": str(self.root), "classes": len(self.classes)}
+        return {"name": self.name, "root": str(self.root), "classes": len(self.classes),
+                "fingerprint": self.fingerprint()}
+
+    def fingerprint(self) -> str:
+        """sha256 (16 hex) of the four IDX files' decompressed contents and the fixed validation
+        split: a copy of the files in another folder, or the same files compressed otherwise, has
+        the same fingerprint."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(f"{self.name}|val {VAL_SIZE} seed {VAL_SEED}".encode())
+            for pair in FILES.values():
+                for name in pair:
+                    h.update(hashlib.sha256(_raw(self.root / name)).digest())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def split(self, split: str) -> ImageSet:
         if split not in self.SPLITS:
@@ -87,13 +102,20 @@ class FashionMNIST(Dataset):
         return ImageSet(images, labels, (MEAN,), (STD,), f"fashion-mnist-{src}")
 
 
-def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
-    """One IDX array (big-endian header: magic, ``ndim`` sizes, then uint8 values)."""
+def _raw(path: Path) -> bytes:
+    """The decompressed bytes of one IDX gzip file."""
+    if not path.is_file():
+        raise DataError(f"Fashion-MNIST file '{path}' is missing. {INSTALL_HINT}")
     try:
         with gzip.open(path, "rb") as fh:
-            raw = fh.read()
+            return fh.read()
     except (OSError, EOFError) as exc:
         raise DataError(f"'{path}' is not a readable gzip file ({exc}); re-download or reinstall it.") from None
+
+
+def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
+    """One IDX array (big-endian header: magic, ``ndim`` sizes, then uint8 values)."""
+    raw = _raw(path)
     if len(raw) < 4 + 4 * ndim:
         raise DataError(f"'{path}' is truncated (only {len(raw)} bytes).")
     got_magic = struct.unpack(">I", raw[:4])[0]

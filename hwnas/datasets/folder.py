@@ -43,6 +43,7 @@ from hwnas.errors import ConfigError, DataError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 CHUNK = 16  # images per worker task
+FINGERPRINT_SAMPLE = 64  # files per split whose bytes enter the fingerprint
 LAYOUT_HINT = "root/<class>/*.jpg, or root/train/<class>/* with root/val/<class>/*"
 
 
@@ -267,8 +268,10 @@ class FolderDataset(Dataset):
         return dict(self._reader.converted)
 
     def fingerprint(self) -> str:
-        """sha256 (16 hex) of the layout, the classes and every split's file list and labels: two
-        folders with the same fingerprint hold the same images under the same names."""
+        """sha256 (16 hex) of the layout, the classes, every split's file list and labels, and the
+        bytes of a seeded sample of files (up to :data:`FINGERPRINT_SAMPLE` a split): two folders
+        with the same fingerprint hold the same images under the same names — copies anywhere
+        agree, folders that share file names but not images differ — without reading every file."""
         if self._fingerprint is None:
             self._fingerprint = self._hash()
         return self._fingerprint
@@ -280,6 +283,12 @@ class FolderDataset(Dataset):
             h.update(f"|{name}:{len(s)}|".encode())
             h.update("\n".join(map(str, s.files)).encode())
             h.update(s.labels.tobytes())
+            for i in np.sort(np.random.default_rng(len(s)).permutation(len(s))[:FINGERPRINT_SAMPLE]):
+                try:
+                    h.update(hashlib.sha256(s.path(int(i)).read_bytes()).digest())
+                except OSError as exc:
+                    raise DataError(f"Cannot read '{s.path(int(i))}' ({exc.strerror}): fix its permissions or "
+                                    "remove it.") from None
         return h.hexdigest()[:16]
 
     def image_size(self, n: int = 200, seed: int = 0) -> tuple[int, int]:
@@ -301,7 +310,7 @@ class FolderDataset(Dataset):
         return int(w), int(h)
 
     def describe(self) -> dict:
-        d = {"name": self.name, "root": str(self.root), "layout": self.layout, "classes": len(self.classes),
+        d = {"name": self.name, "root": str(self.root.resolve()), "layout": self.layout, "classes": len(self.classes),
              "class_names": list(self.classes), "images": {s: len(self._splits[s]) for s in ("train", "val", "test")},
              "test_is_val": self._splits["test"] is self._splits["val"], "fingerprint": self.fingerprint(),
              "on_bad_image": self._reader.on_bad_image, "on_non_rgb": self._reader.on_non_rgb,

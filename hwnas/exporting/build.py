@@ -3,7 +3,7 @@ precision policy → compiled for the device → measured there → a bundle wit
 
 Everything runtime-specific comes from the device: its :meth:`~hwnas.devices.base.Device.quantizer`
 writes the quantized variants, its :meth:`~hwnas.devices.base.Device.compile_artifact` the deployed
-artifact, and its verbs measure them. Data comes from :func:`hwnas.datasets.get_dataset`:
+artifact, and its verbs measure them. Data comes from :func:`hwnas.datasets.open_dataset`:
 policy trials are judged on 2,000 validation images, the bundle reports the test split.
 """
 
@@ -47,7 +47,7 @@ class Chosen:
 
 
 def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision: str = "mixed",
-          max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, data: str | None = None,
+          max_accuracy_drop: float = 0.5, checkpoint: str | os.PathLike | None = None, data=None,
           predicted: dict[str, float] | None = None, predicted_for: str | None = None,
           overwrite: bool = False, lineage: dict[str, Any] | None = None,
           progress: Callable[[str], None] | None = None) -> DeploymentBundle:
@@ -58,7 +58,7 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision
     ratio × the reference latencies measured when the export starts. ``predicted`` figures (the
     search's) are kept only when they were made for this very device (``predicted_for``: its spec id).
     """
-    from hwnas.datasets import get_dataset
+    from hwnas.datasets import open_dataset
 
     if precision not in PRECISION_MODES:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISION_MODES)}, got '{precision}'.")
@@ -66,7 +66,7 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device, precision
         raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {max_accuracy_drop}.")
     say = progress or (lambda msg: None)
     BundleWriter(out, overwrite)  # refuse an existing bundle before any work
-    ds = get_dataset(data, arch.space)
+    ds = open_dataset(data, arch.space)  # a name, a folder, or a dataset already open
     train, val, test = ds.splits("train", "val", "test")
     work = Path(tempfile.mkdtemp(prefix="hwnas-export-"))
     try:
@@ -165,6 +165,7 @@ def write_bundle(out, overwrite: bool, arch: ArchConfig, device: Device, chosen:
     top1 = ev.accuracy(chosen.model) if chosen.model != fp32 else fp32_top1
     with BundleWriter(out, overwrite) as w:
         w.add_file(fp32, "model.fp32.onnx")
+        add_space_definition(w, arch.space)
         deployed = w.add_file(chosen.model, "model.onnx") if chosen.model.suffix == ".onnx" else chosen.model
         art = device.compile_artifact(deployed if deployed.is_relative_to(w.dir) else chosen.model, w.dir)
         chosen.policy.save(w.dir / "policy.json")
@@ -183,6 +184,23 @@ def write_bundle(out, overwrite: bool, arch: ArchConfig, device: Device, chosen:
             memory=MemoryReport(final.peak_memory_mb, mem.to_dict(), predicted.get("memory_mb")),
             policy_search=chosen.trials, lineage=dict(lineage or {}))
         return w.finish(manifest)
+
+
+SPACE_FILE = "space.json"
+
+
+def add_space_definition(w: BundleWriter, space: str) -> None:
+    """A space derived for the user's data travels with its bundle (``space.json``): a device that
+    verifies or runs the bundle need not have trained it."""
+    from hwnas.registry import SPACES
+
+    if SPACES.entry(space).meta.get("derived"):
+        from hwnas.fileio import atomic_write_json
+        from hwnas.supernet.derive import space_to_dict
+        from hwnas.supernet.spaces import get_space
+
+        atomic_write_json(w.dir / SPACE_FILE, {**space_to_dict(get_space(space)),
+                                               "derived_from": SPACES.entry(space).meta.get("derived_from", "")})
 
 
 def _weighted(model: Path) -> list[str]:

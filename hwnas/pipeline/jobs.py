@@ -171,13 +171,15 @@ def search(config: SearchConfig | None = None, /, *, progress: Say | None = None
 # =========================================================================== 3. export, and verify
 def export(config: ExportConfig | None = None, /, *, progress: Say | None = None, **fields: Any):
     """Export the config's subnet (a run's candidate, or an arch) for its device into a bundle."""
+    from hwnas.datasets import open_dataset
     from hwnas.exporting.build import build
 
     cfg = configure(ExportConfig, config, fields)
     arch, predicted, predicted_for, parent = export_subject(cfg)
+    data = open_dataset(cfg.data, arch.space, cfg.data_options) if cfg.data_options else cfg.data
     dev = device_from(cfg.device, cfg.threads, cluster=cfg.cluster)
     return build(arch, cfg.out, device=dev, precision=cfg.precision, max_accuracy_drop=cfg.max_accuracy_drop,
-                 checkpoint=cfg.checkpoint, data=cfg.data, predicted=predicted, predicted_for=predicted_for,
+                 checkpoint=cfg.checkpoint, data=data, predicted=predicted, predicted_for=predicted_for,
                  overwrite=cfg.overwrite, lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress)
 
 
@@ -208,7 +210,7 @@ def verify(config: VerifyConfig | None = None, /, **fields: Any):
     cfg = configure(VerifyConfig, config, fields)
     use_cluster(cfg.cluster)
     dev = device_from(cfg.device, cluster=cfg.cluster) if cfg.device else None
-    return run_verify(cfg.bundle, dev, cfg.latency_tolerance, cfg.accuracy_tolerance, cfg.data)
+    return run_verify(cfg.bundle, dev, cfg.latency_tolerance, cfg.accuracy_tolerance, cfg.data, cfg.data_options)
 
 
 def quickstart(config: QuickstartConfig | None = None, /, *, progress: Say | None = None, **fields: Any):

@@ -23,6 +23,7 @@ def run(cfg: SearchConfig, progress: Say | None = None):
     from hwnas.pipeline.jobs import profile_device
     from hwnas.pipeline.predictors import device_latency_model
     from hwnas.profiles import DeviceProfile
+    from hwnas.searching.accuracy import load_accuracy_predictor
     from hwnas.searching.budgets import check_reachable
     from hwnas.searching.run import NSGA2, SearchProblem, Termination, search
     from hwnas.searching.run_dir import save_run
@@ -32,19 +33,22 @@ def run(cfg: SearchConfig, progress: Say | None = None):
     source = DeviceProfile.open(cfg.profile)
     source.check_space(cfg.space)
     dev = profile_device(source, cfg.device, cfg.threads)
+    data = search_data(cfg)
+    accuracy = load_accuracy_predictor(cfg.space, cfg.accuracy_predictor, data)  # refused before any measuring
     dm = device_latency_model(source, cfg.space, dev, cfg.checkpoint, cfg.latency_model, cfg.calibrate, say)
-    objectives, predictors, budgets, limits = search_objectives(cfg, source, dm.model, say)
+    objectives, predictors, budgets, limits = search_objectives(cfg, source, dm.model, say, accuracy)
     res = tuple(get_space(cfg.space).resolutions)  # end-to-end samples span them all; the block table interpolates
     check_reachable(cfg.space, predictors, budgets, res)
     problem = SearchProblem(cfg.space, tuple(objectives), budgets, res, limits)
     check = device_check(cfg, dev, dm, predictors, budgets, say) if cfg.closed_loop else None
     front = search(problem, NSGA2(cfg.pop_size, cfg.seed), Termination(generations=cfg.generations), check, say)
-    front = final_accuracy(front, cfg, say)
+    front = final_accuracy(front, cfg, say, data)
     lineage = {"config": cfg.to_dict(), "parent": {"kind": "profile", "path": str(cfg.profile),
                                                    "id": source.content_id()}}
     front = replace(front, meta={**front.meta, "lineage": lineage, "device": {"name": dev.name, **dev.spec().to_dict()},
                                  "device_id": dev.spec().id(), "calibration": dm.note, "calibrated": dm.calibrated,
                                  "predictors": {n: p.name for n, p in predictors.items()},
+                                 "data": data.identity() if data is not None else None,
                                  "units": "milliseconds of the device as it ran during the search"})
     save_run(cfg.out, front, cfg.to_dict())
     if cfg.add_to_profile and check is not None:
@@ -52,8 +56,20 @@ def run(cfg: SearchConfig, progress: Say | None = None):
     return front
 
 
-def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say):
-    """(objectives, device predictors by name, budgets, budget functions) for a search config."""
+def search_data(cfg: SearchConfig):
+    """The dataset of the run (checked against the space), resolved before anything is measured:
+    the accuracy predictor must have been fitted on it and the final candidates are judged on it.
+    None when the run names none and judges nothing (``final_eval`` 0)."""
+    if cfg.data is None and not cfg.final_eval:
+        return None
+    from hwnas.datasets import open_dataset
+
+    return open_dataset(cfg.data, cfg.space, cfg.data_options)
+
+
+def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say, accuracy=None):
+    """(objectives, device predictors by name, budgets, budget functions) for a search config;
+    ``accuracy``: the accuracy predictor (default: the config's, unchecked against any data)."""
     from hwnas.errors import ConfigError
     from hwnas.latency_models import predictor_for
     from hwnas.searching import objectives as O
@@ -68,7 +84,8 @@ def search_objectives(cfg: SearchConfig, prof, latency_model, say: Say):
     needed = sorted({OBJECTIVE_NAMES[o] for o in cfg.objectives if o in ("latency", "memory", "energy")} | set(budgets))
     predictors = {n: latency_model if n == "latency_ms" else predictor_for(prof, cfg.space, n, None, say)
                   for n in needed}
-    acc = O.from_predictor("accuracy_top1", load_accuracy_predictor(cfg.space, cfg.accuracy_predictor), "max")
+    acc = O.from_predictor("accuracy_top1", accuracy or load_accuracy_predictor(cfg.space, cfg.accuracy_predictor),
+                           "max")
     extra = [O.macs(cfg.space) if o == "macs" else O.params(cfg.space) for o in cfg.objectives if o in ("macs", "params")]
     limits = {}
     if cfg.confidence is not None and "latency_ms" in budgets:
@@ -100,6 +117,11 @@ def device_check(cfg: SearchConfig, dev, dm, predictors: dict, budgets: dict, sa
 
     def refit(archs, measured):
         pts = list(seen.values())
+        from hwnas.latency_models.transfer import TransferModel
+
+        if len(pts) + (len(dm.calibration.archs) if dm.calibration is not None else 0) < TransferModel.min_samples:
+            say(f"{len(pts)} closed-loop measurement(s): too few to recalibrate the latency model yet")
+            return {}
         model = refit_on_device(dm, [a for a, _ in pts], [v for _, v in pts], cfg.space)
         say(f"recalibrated the latency model on {len(pts)} closed-loop measurements: {model.describe()}")
         return {"latency_ms": model}
@@ -129,14 +151,14 @@ def add_to_profile(cfg: SearchConfig, source, dev, say: Say) -> None:
     say(f"added {added['models']} measured subnets to {cfg.profile}")
 
 
-def final_accuracy(front, cfg: SearchConfig, say: Say):
-    """The recommended candidates evaluated on the super-network itself (validation split)."""
+def final_accuracy(front, cfg: SearchConfig, say: Say, data=None):
+    """The recommended candidates evaluated on the super-network itself (validation split of
+    ``data``, the run's dataset)."""
     if not cfg.final_eval or not front.candidates:
         return front
-    from hwnas.datasets import get_dataset
     from hwnas.supernet import load_supernet
     from hwnas.supernet.evaluate import evaluate_candidates
 
-    train, val = get_dataset(cfg.data, cfg.space).splits("train", "val")
+    train, val = (data or search_data(cfg)).splits("train", "val")
     net, _ = load_supernet(cfg.space, cfg.checkpoint, allow_random=False)
     return evaluate_candidates(front, net, train, val, cfg.final_eval, say)

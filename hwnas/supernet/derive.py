@@ -7,10 +7,16 @@ resolution range. :func:`derive_space` registers it under a name an arch string 
 :func:`space_to_dict` / :func:`space_from_dict` round-trip its definition through JSON, so
 weights trained for it record the space they need (:func:`register_space` is idempotent for an
 identical definition and refuses a different one under the same name).
+
+A registered derived space is also stored in the per-user cache (``$HWNAS_CACHE/spaces/NAME.json``),
+where the space registry finds it in a later process (:func:`find_stored`): a space derived by
+``hwnas train-supernet --data FOLDER`` is then a ``--space`` of every command, as a named one is.
+Weights, which carry the definition, register it again wherever they are loaded.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
@@ -42,17 +48,61 @@ def space_from_dict(d: dict[str, Any]) -> SearchSpace:
         raise ConfigError(f"Not a search-space definition ({type(exc).__name__}: {exc}).") from None
 
 
-def register_space(sp: SearchSpace, derived_from: str = "") -> SearchSpace:
-    """Register ``sp`` by its name; an identical definition already registered is returned as is."""
+_LABELS = ("description", "dataset")  # what a space says about itself, not what it is
+
+
+def same_architecture(a: SearchSpace, b: SearchSpace) -> bool:
+    """Whether two definitions describe the same networks (descriptions and data notes aside)."""
+    da, db = space_to_dict(a), space_to_dict(b)
+    return {k: v for k, v in da.items() if k not in _LABELS} == {k: v for k, v in db.items() if k not in _LABELS}
+
+
+def register_space(sp: SearchSpace, derived_from: str = "", store: bool = True) -> SearchSpace:
+    """Register ``sp`` by its name (and, with ``store``, keep its definition in the per-user space
+    store); a space of the same architecture already registered under the name is returned as is,
+    a different one is refused."""
     if not _NAME.match(sp.name):
         raise ConfigError(f"Space name '{sp.name}' may hold only letters, digits and . + @ - (no '/' or '_').")
     if sp.name in SPACES:
         old = SPACES.get(sp.name)
-        if space_to_dict(old) != space_to_dict(sp):
-            raise ConfigError(f"A different space is already registered as '{sp.name}': choose another name.")
+        if not same_architecture(old, sp):
+            raise ConfigError(f"A different space is already registered as '{sp.name}': choose another name "
+                              "(train-supernet --space-name NAME).")
         return old
-    SPACES.register(sp.name, lambda: sp, sp.description, derived_from=derived_from)
+    SPACES.register(sp.name, lambda: sp, sp.description, derived=True, derived_from=derived_from)
+    if store:
+        _store(sp, derived_from)
     return SPACES.get(sp.name)
+
+
+def store_dir():
+    from hwnas.fileio import cache_dir
+
+    return cache_dir("spaces")
+
+
+def _store(sp: SearchSpace, derived_from: str) -> None:
+    from hwnas.fileio import atomic_write_json
+
+    path = store_dir() / f"{sp.name}.json"
+    if not path.exists():
+        atomic_write_json(path, {**space_to_dict(sp), "derived_from": derived_from})
+
+
+def find_stored(name: str | None) -> None:
+    """Register the stored derived space ``name`` (every stored one for ``None``) — the space
+    registry's finder. Unreadable files are passed over: a missing name then reports as unknown."""
+    if name is not None and not _NAME.match(name):
+        return
+    d = store_dir()
+    for path in ([d / f"{name}.json"] if name is not None else sorted(d.glob("*.json"))):
+        try:
+            raw = json.loads(path.read_text())
+            sp = space_from_dict(raw)
+        except (OSError, ValueError, ConfigError):
+            continue
+        if sp.name == path.stem and sp.name not in SPACES:
+            register_space(sp, raw.get("derived_from", ""), store=False)
 
 
 def resolutions_for_images(base: str | SearchSpace, short_side_px: int) -> tuple[int, ...]:
@@ -115,7 +165,6 @@ def space_for_dataset(base: str | SearchSpace, dataset, name: str | None = None,
 def space_from_checkpoint(path) -> SearchSpace | None:
     """Register and return the space recorded in hwnas safetensors weights (``space_def``
     metadata, written by training), or ``None`` when the file records none."""
-    import json
     from pathlib import Path
 
     p = Path(path)
@@ -131,3 +180,19 @@ def space_from_checkpoint(path) -> SearchSpace | None:
     if "space_def" not in meta:
         return None
     return register_space(space_from_dict(json.loads(meta["space_def"])))
+
+
+
+def space_to_train(base: str | SearchSpace, dataset, name: str | None = None) -> SearchSpace:
+    """The space ``hwnas train-supernet`` trains on ``dataset``: ``base`` itself when the data fits
+    it (same channels and classes and, for an image folder, images large enough for its
+    resolutions) and no ``name`` is asked for; else a space derived for the data, named ``name``."""
+    sp = get_space(base)
+    res = tuple(sp.resolutions)
+    if hasattr(dataset, "image_size"):
+        w, h = dataset.image_size()
+        res = resolutions_for_images(sp, min(w, h))
+    fits = (sp.in_channels, sp.n_classes, tuple(sp.resolutions)) == (dataset.channels, len(dataset.classes), res)
+    if fits and name is None:
+        return sp
+    return space_for_dataset(sp, dataset, name, res)

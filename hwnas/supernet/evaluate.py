@@ -136,7 +136,7 @@ def evaluate_subnet(supernet, arch: ArchConfig, calib: Split, data: Split,
 
     net = extract(supernet, arch)
     recalibrate_bn(net, calib, arch, n_calib)
-    return top1(predict_logits(net, data, arch), data.labels)
+    return top1(*predict(net, data, arch))  # the labels yielded: a folder may skip undecodable files
 
 
 def evaluate_candidates(front, supernet, calib: Split, data: Split, n: int = 3, progress=None):

@@ -39,7 +39,7 @@ def hardware_summary() -> str:
 def write_model_card(weights: Path, command: str, data_dir=None, n_random: int = 5, seed: int = 0) -> Path:
     from safetensors import safe_open
 
-    from hwnas.datasets import get_dataset
+    from hwnas.datasets import open_dataset
     from hwnas.supernet.derive import space_from_checkpoint
     from hwnas.supernet.evaluate import evaluate_subnet
     from hwnas.supernet.ofa_checkpoint import load_supernet
@@ -51,7 +51,7 @@ def write_model_card(weights: Path, command: str, data_dir=None, n_random: int =
     log = json.loads((weights.parent / "train_log.json").read_text())
     space = space_from_checkpoint(weights) or get_space(meta["space"])  # a derived space travels in the file
     net, _ = load_supernet(weights, space)
-    ds = get_dataset(data_dir, space)
+    ds = open_dataset(data_dir, space)  # a name, a folder, or the dataset the weights were trained on
     train, test = ds.splits("train", "test")
     rng = np.random.default_rng(seed)
     archs = {"smallest": space.min_arch(), "largest": space.max_arch()}
