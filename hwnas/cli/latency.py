@@ -51,7 +51,8 @@ def predict_cmd(cfg: PredictConfig, out: Output) -> None:
 
     def say(line: str) -> None:
         said.append(line)
-        out.say(line)
+        if out.say is not None:
+            out.say(line)
 
     rows = predict(prof, archs, cfg.device, cfg.threads, cfg.model, cfg.calibrate, cfg.coverage, cfg.checkpoint, say)
     if out.as_json:
