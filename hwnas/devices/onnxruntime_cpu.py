@@ -160,6 +160,23 @@ class OnnxRuntimeCPU(Device):
             return {"source": "kernel_profile", "kernels": self.kernel_profile(model, runs=10)}
         return super().runtime_graph(model)
 
+    def ran_precisions(self, model: str | os.PathLike) -> dict[str, Any]:
+        """Per compute node of the optimised graph ORT runs: int8 for its INT8 kernels (QLinearConv,
+        ConvInteger, QLinearMatMul, MatMulInteger, a Conv fed by a DequantizeLinear left unfused), fp32
+        for float Conv / FusedConv / Gemm / MatMul."""
+        from hwnas.devices.precision import ran_record
+
+        m = self.load(model)
+        try:
+            nodes = (m.runtime_graph() or {}).get("nodes", [])
+        finally:
+            m.close()
+        int8_ops = {"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm", "QLinearGemm"}
+        float_ops = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+        layers = {n["name"]: "int8" if n["op"] in int8_ops else "fp32" for n in nodes
+                  if n["op"] in int8_ops | float_ops}
+        return ran_record(layers, "onnxruntime optimised graph (kernel op types)")
+
     def quantizer(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray):
         """Static INT8 in QDQ form (:mod:`hwnas.devices.onnxruntime_quant`)."""
         from hwnas.devices.onnxruntime_quant import OrtQuantizer

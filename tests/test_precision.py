@@ -1,0 +1,123 @@
+"""Precisions per layer where the runtime allows, per model where it does not — and what really ran.
+
+Real runtimes on a small Fashion-MNIST subnet (random weights: precision, not accuracy, is under test).
+"""
+
+import numpy as np
+import pytest
+
+from conftest import randomize_
+
+
+def _host_isa() -> set[str]:
+    from hwnas.devices.base import host_facts
+
+    return set(host_facts().get("isa", []))
+
+
+HAS_BF16 = bool({"avx512_bf16", "amx_bf16"} & _host_isa())
+
+
+@pytest.fixture(scope="module")
+def subnet(tmp_path_factory):
+    from hwnas.exporting.onnx_export import export_subnet
+    from hwnas.supernet.elastic import ElasticMBV3
+
+    a = ElasticMBV3("fmnist-mbv3").space.max_arch()
+    net = randomize_(ElasticMBV3("fmnist-mbv3"), seed=5, arch=a)
+    work = tmp_path_factory.mktemp("prec")
+    calib = np.random.default_rng(0).standard_normal((16, 1, a.r, a.r)).astype(np.float32)
+    return export_subnet(net, a, work / "m.onnx"), calib, work
+
+
+def test_policy_float_precision_and_labels():
+    from hwnas.errors import ConfigError
+    from hwnas.types import PrecisionPolicy, Rule
+
+    assert PrecisionPolicy("int8", fallback="bf16").label() == "int8+bf16"
+    assert PrecisionPolicy("int8").label() == "int8"
+    assert PrecisionPolicy("bf16").label() == "bf16"
+    mixed = PrecisionPolicy("bf16", (Rule(r"/blocks\.1/.*", "int8"),))
+    assert mixed.label() == "mixed int8/bf16" and mixed.float_precision() == "bf16"
+    island = PrecisionPolicy("bf16", (Rule(r"/blocks\.1/.*", "fp32"),))
+    with pytest.raises(ConfigError, match="mixes float precisions bf16, fp32"):
+        island.float_precision()
+    back = PrecisionPolicy.from_dict(PrecisionPolicy("int8", fallback="bf16").to_dict())
+    assert back.fallback == "bf16" and back.label() == "int8+bf16"
+    with pytest.raises(ConfigError, match="fallback"):
+        PrecisionPolicy("int8", fallback="int8")
+
+
+@pytest.mark.openvino
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU lacks avx512_bf16 and amx_bf16: no BF16 to check")
+def test_int8_with_bf16_policy_is_what_runs_on_openvino(subnet):
+    """The runtime model says which layers ran INT8 and which BF16 — the policy's, not OpenVINO's own choice."""
+    from hwnas.devices import get_device
+    from hwnas.devices.precision import mismatches
+    from hwnas.exporting.mixed import layer_groups, only
+    from hwnas.types import PrecisionPolicy
+
+    fp32, calib, work = subnet
+    dev = get_device("openvino-cpu", precision="bf16")
+    q = dev.quantizer(fp32, work, calib)
+    groups = layer_groups(q.layers())
+    base = only(groups, [groups[2].name, groups[3].name])
+    policy = PrecisionPolicy("bf16", base.rules)  # two blocks INT8, BF16 elsewhere
+    ran = dev.ran_precisions(q.build(policy, work / "mixed"))
+    layers = ran["layers"]
+    in_group = [n for n in layers if any(r.matches(n) for r in policy.rules)]
+    assert in_group and all(layers[n] == "int8" for n in in_group), ran
+    others = [n for n in layers if n not in in_group]
+    assert others and sum(layers[n] == "bf16" for n in others) >= len(others) - 1, ran  # the stem may stay f32
+    assert not mismatches(policy, layers, in_group)
+    # all-BF16: every compute layer but (at most) the first runs bf16; the same model in f32 runs f32 only
+    assert ran["source"].startswith("openvino runtime model")
+    bf = dev.ran_precisions(fp32)["summary"]
+    assert bf.get("bf16", 0) >= sum(bf.values()) - 1 and "int8" not in bf, bf
+    assert get_device("openvino-cpu").ran_precisions(fp32)["summary"].keys() == {"fp32"}
+
+
+@pytest.mark.openvino
+def test_a_precision_the_cpu_lacks_is_one_clear_line():
+    from hwnas.devices import get_device
+    from hwnas.devices.precision import FLOAT_ISA
+    from hwnas.errors import ConfigError
+
+    missing = [p for p, flags in FLOAT_ISA.items() if not set(flags) & _host_isa()]
+    if not missing:
+        pytest.skip(f"this CPU has {', '.join(sorted(_host_isa()))}: every float precision is present")
+    with pytest.raises(ConfigError) as exc:
+        get_device("openvino-cpu", precision=missing[0])
+    msg = str(exc.value)
+    assert "\n" not in msg and f"cannot run {missing[0]}" in msg and "use --precision fp32" in msg, msg
+    assert FLOAT_ISA[missing[0]][0] in msg  # names the instructions it lacks
+
+
+def test_ort_refuses_bf16_and_fp16_in_one_line(subnet):
+    from hwnas.devices import get_device
+    from hwnas.errors import ConfigError
+    from hwnas.types import PrecisionPolicy, Rule
+
+    fp32, calib, work = subnet
+    q = get_device("onnxruntime-cpu").quantizer(fp32, work, calib)
+    for pol in (PrecisionPolicy("bf16"), PrecisionPolicy("int8", fallback="fp16"),
+                PrecisionPolicy("fp32", (Rule(r"/blocks\.1/.*", "bf16"),))):
+        with pytest.raises(ConfigError) as exc:
+            q.build(pol, work / "never")
+        assert "\n" not in str(exc.value) and "openvino-cpu" in str(exc.value)
+    ran = get_device("onnxruntime-cpu").ran_precisions(q.build(PrecisionPolicy("int8"), work / "i8"))
+    assert ran["summary"].get("int8", 0) > 0, ran
+
+
+@pytest.mark.openvino
+def test_openvino_refuses_fp32_islands_inside_a_bf16_model(subnet):
+    from hwnas.devices import get_device
+    from hwnas.errors import ConfigError
+    from hwnas.types import PrecisionPolicy, Rule
+
+    fp32, calib, work = subnet
+    q = get_device("openvino-cpu").quantizer(fp32, work, calib)
+    with pytest.raises(ConfigError, match="cannot pin single layers"):
+        q.build(PrecisionPolicy("bf16", (Rule(r"/blocks\.1/.*", "fp32"), Rule(r"/blocks\.2/.*", "int8"))), work / "x")
+    with pytest.raises(ConfigError, match="use --precision bf16"):  # an f32 device asked for bf16 layers
+        q.build(PrecisionPolicy("int8", fallback="bf16"), work / "y")
