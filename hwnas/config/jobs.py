@@ -100,9 +100,18 @@ class ExportConfig(Config):
     arch: Optional[str] = option(None, "Arch string / JSON (instead of --run).")
     space: Optional[str] = option(None, "Search space, if the arch does not name it.")
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped).")
-    device: str = option("onnxruntime-cpu", "Target device backend.")
+    device: str = option("onnxruntime-cpu", "Target device backend; 'auto' (every runtime installed here) or a "
+                                            "comma list: try each runtime × precision policy and deploy the fastest "
+                                            "measured within the accuracy budget.")
     threads: int = option(1, "Runtime threads.")
-    precision: str = option("mixed", "fp32 | int8 | mixed (searched per layer group).")
+    precision: str = option("mixed", "fp32 (the float model) | int8 (every layer) | mixed (searched per layer group); "
+                                     "with several devices: the policies tried (mixed: all).")
+    float_precision: tuple[str, ...] = option((), "Float precision of the layers outside INT8 (the device's inference "
+                                                  "precision: fp32, bf16, fp16 where the CPU has them, on "
+                                                  "openvino-cpu); with several devices, those to try (default: fp32 "
+                                                  "for one device, every one the hardware has for several).")
+    mixed_per_runtime: int = option(1, "With several devices: mixed-policy searches per runtime, for its fastest "
+                                       "float precisions (0: only uniform and all-INT8 policies).")
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
     overwrite: bool = option(False, "Replace an existing bundle at --out.")

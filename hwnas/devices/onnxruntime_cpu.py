@@ -95,11 +95,16 @@ class OnnxRuntimeCPU(Device):
     runtime = "onnxruntime"
     extra = ""  # a core dependency
     description = "ONNX Runtime, CPU execution provider"
+    precisions_offered: tuple[str, ...] = ("fp32",)
 
     def __init__(self, threads: int = 1, precision: str = "fp32", batch_size: int = 1,
                  graph_optimization: str = "all", allow_spinning: bool = True, **options: Any) -> None:
         if graph_optimization not in _LEVELS:
             raise ConfigError(f"graph_optimization must be one of {list(_LEVELS)}, got '{graph_optimization}'.")
+        if precision not in self.precisions_offered:
+            raise ConfigError(f"{self.name} runs {' and '.join(self.precisions_offered)} float layers (INT8 comes from "
+                              f"a quantized model), not {precision}; for bf16/fp16 use --device openvino-cpu on a "
+                              "CPU that has them.")
         super().__init__(threads, precision, batch_size, graph_optimization=graph_optimization,
                          allow_spinning=int(bool(allow_spinning)), **options)
 

@@ -212,6 +212,9 @@ class DeploymentManifest:
     memory: MemoryReport
     policy_search: list[dict[str, Any]] = field(default_factory=list)
     lineage: dict[str, Any] = field(default_factory=dict)
+    policy_label: str = ""  # fp32, bf16, int8, int8+bf16, mixed int8/bf16
+    runtime_precisions: dict[str, Any] = field(default_factory=dict)  # what ran, per layer (runtime's own graph)
+    selection: dict[str, Any] = field(default_factory=dict)  # runtimes × policies tried, when several were
     files: dict[str, str] = field(default_factory=dict)
     created: str = ""
 
