@@ -149,6 +149,9 @@ class QuickstartConfig(Config):
     repeats: int = option(5, "Reference subnets re-measured (repeatability).")
     ops: bool = option(False, "Also measure the block table in the quick profile.")
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed-precision policy may lose.")
+    export_devices: str = option("onnxruntime-cpu,openvino-cpu", "Runtimes the export chooses among by measurement "
+                                 "(those of them installed here; 'auto': every installed runtime; one name: only it).")
+    mixed_per_runtime: int = option(1, "Mixed-policy searches per runtime in the export (where all-INT8 gains).")
     generations: int = option(25, "NSGA-II generations per round.")
     pop_size: int = option(50, "NSGA-II population.")
     reuse_shipped: bool = option(True, "Reuse a shipped profile of this exact CPU and runtime.")

@@ -82,6 +82,17 @@ def device_names(spec: str, threads: int) -> list[str]:
     return names
 
 
+def installed_among(spec: str) -> str:
+    """The devices of a comma list that are installed here, as a list again (``auto`` as it is)."""
+    from hwnas.devices import installed_cpu_devices
+
+    if spec.strip() == "auto" or not is_choice(spec):
+        return spec
+    have = set(installed_cpu_devices())
+    names = [n for n in device_names(spec, 1) if n in have or "@" in n]
+    return ",".join(names) or spec
+
+
 def is_choice(spec: str) -> bool:
     return spec.strip() == "auto" or "," in spec
 
