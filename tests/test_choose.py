@@ -24,8 +24,13 @@ def test_a_device_list_picks_a_runtime_by_measurement_and_records_the_table(tmp_
     rows = sel["table"]
     tried = {(r["runtime"], r["policy"]) for r in rows}
     want = {("onnxruntime-cpu", "fp32"), ("onnxruntime-cpu", "int8"), ("openvino-cpu", "fp32"), ("openvino-cpu", "int8")}
-    if {"avx512_bf16", "amx_bf16"} & set(host_facts().get("isa", [])):
-        want |= {("openvino-cpu", "bf16"), ("openvino-cpu", "int8+bf16")}
+    from hwnas.devices import get_device
+
+    for p in get_device("openvino-cpu").float_precisions():  # what the ISA has and the plugin offers
+        if p != "fp32":
+            want |= {("openvino-cpu", p), ("openvino-cpu", f"int8+{p}")}
+    assert ("bf16" in get_device("openvino-cpu").float_precisions()) == \
+        bool({"avx512_bf16", "amx_bf16"} & set(host_facts().get("isa", [])))
     assert tried == want, tried  # every runtime × policy the hardware has, nothing it lacks
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["within_budget"]

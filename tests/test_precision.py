@@ -83,14 +83,17 @@ def test_a_precision_the_cpu_lacks_is_one_clear_line():
     from hwnas.devices.precision import FLOAT_ISA
     from hwnas.errors import ConfigError
 
-    missing = [p for p, flags in FLOAT_ISA.items() if not set(flags) & _host_isa()]
+    have = get_device("openvino-cpu").float_precisions()
+    missing = [p for p in FLOAT_ISA if p not in have]
     if not missing:
-        pytest.skip(f"this CPU has {', '.join(sorted(_host_isa()))}: every float precision is present")
-    with pytest.raises(ConfigError) as exc:
-        get_device("openvino-cpu", precision=missing[0])
-    msg = str(exc.value)
-    assert "\n" not in msg and f"cannot run {missing[0]}" in msg and "use --precision fp32" in msg, msg
-    assert FLOAT_ISA[missing[0]][0] in msg  # names the instructions it lacks
+        pytest.skip(f"this CPU has {', '.join(sorted(_host_isa()))} and OpenVINO offers {have}: nothing is missing")
+    for p in missing:
+        with pytest.raises(ConfigError) as exc:
+            get_device("openvino-cpu", precision=p)
+        msg = str(exc.value)
+        assert "\n" not in msg and p in msg and "use --precision fp32" in msg, msg
+        if not set(FLOAT_ISA[p]) & _host_isa():
+            assert f"cannot run {p}" in msg and FLOAT_ISA[p][0] in msg  # names the instructions it lacks
 
 
 def test_ort_refuses_bf16_and_fp16_in_one_line(subnet):
@@ -121,3 +124,32 @@ def test_openvino_refuses_fp32_islands_inside_a_bf16_model(subnet):
         q.build(PrecisionPolicy("bf16", (Rule(r"/blocks\.1/.*", "fp32"), Rule(r"/blocks\.2/.*", "int8"))), work / "x")
     with pytest.raises(ConfigError, match="use --precision bf16"):  # an f32 device asked for bf16 layers
         q.build(PrecisionPolicy("int8", fallback="bf16"), work / "y")
+
+
+@pytest.mark.openvino
+def test_cli_export_asking_a_precision_the_cpu_lacks_is_one_line(tmp_path):
+    """``hwnas export --float-precision X`` where the CPU lacks X: exit 2, one line naming the fix, nothing written."""
+    import os
+    import subprocess
+    import sys
+
+    from hwnas.devices.precision import FLOAT_ISA
+
+    from hwnas.devices import get_device
+
+    have = get_device("openvino-cpu").float_precisions()
+    missing = [p for p in FLOAT_ISA if p not in have]
+    if not missing:
+        pytest.skip(f"this CPU has {', '.join(sorted(_host_isa()))} and OpenVINO offers {have}: nothing is missing")
+    p = subprocess.run([sys.executable, "-m", "hwnas.cli", "export", "--arch", "tiny-mbv3/r16_k3e2_k3e2",
+                        "--out", str(tmp_path / "b"), "--device", "openvino-cpu", "--float-precision", missing[0]],
+                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
+    err = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(err) == 1 and missing[0] in err[0] and "--precision fp32" in err[0], p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "b").exists()
+    # ORT has no bf16 at all: the same one line, pointing at openvino-cpu
+    p = subprocess.run([sys.executable, "-m", "hwnas.cli", "export", "--arch", "tiny-mbv3/r16_k3e2_k3e2",
+                        "--out", str(tmp_path / "c"), "--device", "onnxruntime-cpu", "--float-precision", "bf16"],
+                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
+    err = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(err) == 1 and "openvino-cpu" in err[0], p.stderr

@@ -26,6 +26,16 @@ from hwnas.errors import ConfigError, DeviceError
 _PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
+_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
+
+
+def plugin_capabilities() -> list[str]:
+    """The CPU plugin's OPTIMIZATION_CAPABILITIES (e.g. FP32, BF16, FP16, INT8) on this host."""
+    import openvino as ov
+
+    return [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+
+
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul")
 _ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
@@ -133,11 +143,17 @@ class OpenVINOCPU(Device):
 
         require_float_precision(self.name, precision, self.host_facts(),
                                 f", and OpenVINO would silently run {precision} layers in f32")
+        caps = plugin_capabilities()
+        if precision != "fp32" and _CAPABILITY[precision] not in caps:
+            raise ConfigError(f"OpenVINO's CPU plugin offers no {precision} on this CPU (its capabilities: "
+                              f"{', '.join(caps)}), though the ISA has it; use --precision fp32 or int8 here.")
 
     def float_precisions(self) -> tuple[str, ...]:
+        """Float precisions the host ISA has *and* the CPU plugin offers here."""
         from hwnas.devices.precision import host_float_precisions
 
-        return host_float_precisions(self.host_facts())
+        caps = plugin_capabilities()
+        return tuple(p for p in host_float_precisions(self.host_facts()) if p == "fp32" or _CAPABILITY[p] in caps)
 
     def ran_precisions(self, model: str | os.PathLike) -> dict[str, Any]:
         """Per compute layer (the original layer names each fused runtime node holds), the element type

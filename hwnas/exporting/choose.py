@@ -25,7 +25,7 @@ from typing import Any
 
 from hwnas.devices import BASELINE_DEVICE
 from hwnas.devices.base import Device
-from hwnas.errors import BudgetError, ConfigError
+from hwnas.errors import BudgetError, ConfigError, DeviceError
 from hwnas.exporting.gains import GainConfig, paired_gain
 from hwnas.types import PrecisionPolicy
 
@@ -119,7 +119,11 @@ def choose(devices: Sequence[Device], fp32: Path, calibration, evaluator: Callab
     table: list[Tried] = []
     for dev in devices:
         for d, kind in variants(dev, precisions, mode):
-            table.append(_try_uniform(d, kind, fp32, calibration, evaluator(d), ref_acc, budget_pts, work))
+            try:
+                table.append(_try_uniform(d, kind, fp32, calibration, evaluator(d), ref_acc, budget_pts, work))
+            except DeviceError as exc:  # e.g. the runtime ran another precision than asked: not a candidate
+                say(f"{d.name} {d.precision} {kind}: refused ({exc})")
+                continue
             _time(table[-1], base_dev, fp32, d, gain_cfg, say)
         if mode == "mixed":
             for d in _mixed_precisions(dev, table, mixed_per_runtime):
