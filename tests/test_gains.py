@@ -60,3 +60,31 @@ def test_the_stopping_rule_on_synthetic_runners():
     assert g.verdict == "loss" and g.n_pairs == cfg.min_pairs and 0.4 < g.speedup < 0.65, g
     spin = lambda: sum(range(2000))  # noqa: E731
     assert compare(spin, spin, cfg).verdict == NO_GAIN
+
+
+def test_the_policy_search_takes_only_groups_with_a_measurable_gain(tmp_path):
+    """A group whose gain is positive but inside the noise ("no measurable gain") is never chosen."""
+    from hwnas.exporting.mixed import GroupCost, layer_groups, search_policy
+
+    nodes = ["/first_conv/conv/Conv"] + [f"/blocks.{i}/conv/Conv" for i in range(3)] + ["/classifier/linear/Gemm"]
+    groups = layer_groups(nodes)
+    built = {}
+
+    def build(policy, path):
+        built[str(path)] = [g.name for g in groups if all(policy.precision_for(n) == "int8" for n in g.layers)]
+        return path
+
+    def latency(path):  # each INT8 group saves 0.01 ms
+        return 1.0 - 0.01 * len(built[str(path)])
+
+    def cost(g):
+        if g.name == "block01":
+            return GroupCost(g.name, g.pattern, 1, 0.0, 0.01, (0.005, 0.015), "gain")
+        return GroupCost(g.name, g.pattern, 1, 9.0 if g.name == "stem" else 0.0, 0.01, (-0.02, 0.04),
+                         "no measurable gain")
+
+    costs = [cost(g) for g in groups]
+    policy, trials, _ = search_policy(groups, costs, 0.5, build, lambda p: 90.0 - 9.0 * ("stem" in built[str(p)]),
+                                      latency, 90.0, 1.0, tmp_path)
+    mixed = next(t for t in trials if t.label == "mixed")
+    assert mixed.int8_groups == ["block01"]  # the only measurable gain, though every group's gain_ms is +0.01

@@ -196,7 +196,7 @@ def choose_policy(precision: str, budget_pts: float, device: Device, fp32: Path,
         return Chosen(q.build(policy, work / "model.int8"), policy, [], q.weighted_layers())
     groups = layer_groups(q.layers())
     fp32_val = sens.accuracy(fp32)
-    cfg = gain_cfg or GainConfig()
+    cfg = gain_cfg or GainConfig.quick()  # a screen per group; the chosen policy is then measured end to end
     costs = group_costs(groups, q.build, sens.accuracy, sens.latency, fp32_val, fp32_ms, work, say,
                         gain=lambda p: paired_gain(device, fp32, device, p, cfg), other=other)
     policy, trials, model = search_policy(groups, costs, budget_pts, q.build, sens.accuracy, sens.latency, fp32_val,

@@ -127,7 +127,7 @@ def choose(devices: Sequence[Device], fp32: Path, calibration, evaluator: Callab
             _time(table[-1], base_dev, fp32, d, gain_cfg, say)
         if mode == "mixed":
             for d in _mixed_precisions(dev, table, mixed_per_runtime):
-                t = _try_mixed(d, fp32, calibration, evaluator(d), ref_acc, budget_pts, work, say, gain_cfg)
+                t = _try_mixed(d, fp32, calibration, evaluator(d), ref_acc, budget_pts, work, say)
                 if t is not None:
                     table.append(t)
                     _time(t, base_dev, fp32, d, gain_cfg, say)
@@ -146,13 +146,13 @@ def _try_uniform(d: Device, kind: str, fp32: Path, calibration, ev, ref_acc: flo
                  policy_obj=policy, weighted_layers=layers)
 
 
-def _try_mixed(d: Device, fp32: Path, calibration, ev, ref_acc: float, budget: float, work: Path, say,
-               gain_cfg: GainConfig) -> Tried | None:
+def _try_mixed(d: Device, fp32: Path, calibration, ev, ref_acc: float, budget: float, work: Path,
+               say) -> Tried | None:
     from hwnas.exporting.build import choose_policy
 
     try:
         ch = choose_policy("mixed", budget, d, fp32, calibration, ev, ev.latency(fp32), _dir(work, d) / "mixed",
-                           say, gain_cfg)
+                           say)
     except BudgetError as exc:
         say(f"{d.name} {d.precision}: no mixed policy within the budget ({exc})")
         return None
