@@ -105,6 +105,7 @@ def test_a_mixed_policy_round_trips_through_the_manifest_and_verify(tmp_path):
     in_policy = [n for n in layers if policy.precision_for(n) == "int8"]
     assert in_policy and all(layers[n] == "int8" for n in in_policy), layers
     assert any(p == dev.precision for n, p in layers.items() if n not in in_policy), layers
+    assert not [x for x in m.runtime_precisions["mismatches"] if "asked int8" in x]  # every INT8 layer ran INT8
     again = DeploymentBundle.open(b.path).manifest
     assert again.runtime_precisions == m.runtime_precisions and again.policy_label == m.policy_label
     r = verify(b.path, latency_tolerance=10.0)

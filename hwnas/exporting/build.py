@@ -232,7 +232,7 @@ def write_bundle(out, overwrite: bool, arch: ArchConfig, plan: Plan, fp32: Path,
         art = device.compile_artifact(deployed if deployed.is_relative_to(w.dir) else chosen.model, w.dir)
         chosen.policy.save(w.dir / "policy.json")
         final = ev.measure(w.dir / art.path)
-        ran = device.ran_precisions(w.dir / art.path) or {}
+        ran = ran_vs_policy(device.ran_precisions(w.dir / art.path), chosen.policy)
         mem = analytic_memory(w.dir / ("model.onnx" if (w.dir / "model.onnx").exists() else "model.fp32.onnx"))
         ref = final.ref.reference
         manifest = DeploymentManifest(
@@ -249,6 +249,16 @@ def write_bundle(out, overwrite: bool, arch: ArchConfig, plan: Plan, fp32: Path,
             policy_search=chosen.trials, lineage=dict(lineage or {}), policy_label=chosen.policy.label(),
             runtime_precisions=ran, selection=plan.selection or {})
         return w.finish(manifest)
+
+
+def ran_vs_policy(ran: dict[str, Any] | None, policy: PrecisionPolicy) -> dict[str, Any]:
+    """What ran, with the layers whose runtime precision differs from the policy's (runtimes keep some
+    layers float on their own, e.g. a first convolution; the manifest says so rather than hiding it)."""
+    from hwnas.devices.precision import mismatches
+
+    if not ran:
+        return {}
+    return {**ran, "mismatches": mismatches(policy, ran["layers"], ran["layers"])}
 
 
 def _weighted(model: Path) -> list[str]:
