@@ -62,6 +62,7 @@ def test_device_auto_names_the_installed_runtimes():
     assert "onnxruntime-cpu" in names and all("@" not in n and "cuda" not in n for n in names)
     assert device_names("onnxruntime-cpu, openvino-cpu", 1) == ["onnxruntime-cpu", "openvino-cpu"]
     assert is_choice("auto") and is_choice("a,b") and not is_choice("openvino-cpu")
+    assert not is_choice("onnxruntime-cpu@board-a,board-b")  # one device on two boards
 
 
 @pytest.mark.openvino

@@ -95,7 +95,8 @@ def installed_among(spec: str) -> str:
 
 
 def is_choice(spec: str) -> bool:
-    return spec.strip() == "auto" or "," in spec
+    """``auto`` or a comma list of devices (``BACKEND@BOARD1,BOARD2`` is one remote device, not a list)."""
+    return spec.strip() == "auto" or ("," in spec and "@" not in spec)
 
 
 def variants(dev: Device, precisions: Sequence[str], mode: str) -> list[tuple[Device, str]]:
