@@ -143,6 +143,7 @@ def part_b(args, work: Path, say) -> dict:
     net, source = load_supernet("fmnist-mbv3", args.checkpoint, allow_random=False)
     sp = net.space
     archs = {"largest": sp.max_arch(), "mid": sp.sample(np.random.default_rng(3), [28])}
+    archs = {k: v for k, v in archs.items() if k in args.fmnist_subnets.split(",")}
     out: dict = {"weights": source}
     for name, a in archs.items():
         m = export(arch=a.to_str(), out=work / f"fmnist-{name}", device=args.fmnist_devices,
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--skip-imagenet", action="store_true")
     ap.add_argument("--skip-fmnist", action="store_true")
     ap.add_argument("--fmnist-devices", default="onnxruntime-cpu,openvino-cpu")
+    ap.add_argument("--fmnist-subnets", default="largest,mid")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--max-accuracy-drop", type=float, default=0.5)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
