@@ -11,6 +11,9 @@ default on such CPUs).
 
     python benchmarks/nncf_compare.py [--max-drop 0.5] [--arch ARCH] [--val-images 2000] [--pairs 12]
     python benchmarks/nncf_compare.py --tiny    # smallest subnet, 300 validation images, 6 pairs
+
+hwnas always judges its policies on 2,000 validation images; ``--val-images`` sets NNCF's share, so
+only the default (2000) gives both the same data (``--tiny`` gives NNCF 300, to be quick).
 """
 
 from __future__ import annotations
