@@ -153,3 +153,23 @@ def test_cli_export_asking_a_precision_the_cpu_lacks_is_one_line(tmp_path):
                        capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
     err = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2 and len(err) == 1 and "openvino-cpu" in err[0], p.stderr
+
+
+def test_host_float_precisions_follow_the_isa():
+    """The ISA rule on recorded host facts of three CPU kinds (no runtime involved): a Zen 4 with AVX512-BF16,
+    a Xeon with AMX and AVX512-FP16, and an AVX2-only CPU."""
+    from hwnas.devices.precision import host_float_precisions, require_float_precision
+    from hwnas.errors import ConfigError
+
+    zen4 = {"cpu": "AMD EPYC", "isa": ["avx2", "avx512_bf16", "avx512_vnni", "avx512f"]}
+    xeon = {"cpu": "Intel Xeon", "isa": ["amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_fp16", "avx512f"]}
+    avx2 = {"cpu": "old", "isa": ["avx2"]}
+    assert host_float_precisions(zen4) == ("fp32", "bf16")
+    assert host_float_precisions(xeon) == ("fp32", "bf16", "fp16")
+    assert host_float_precisions(avx2) == ("fp32",)
+    require_float_precision("openvino-cpu", "bf16", zen4)
+    require_float_precision("openvino-cpu", "fp32", avx2)
+    with pytest.raises(ConfigError, match=r"cannot run bf16 on this CPU \(old\): it lacks avx512_bf16/amx_bf16"):
+        require_float_precision("openvino-cpu", "bf16", avx2)
+    with pytest.raises(ConfigError, match="lacks avx512_fp16/amx_fp16"):
+        require_float_precision("openvino-cpu", "fp16", zen4)
