@@ -116,3 +116,27 @@ def test_a_mixed_policy_round_trips_through_the_manifest_and_verify(tmp_path):
     (b.path / "policy.json").write_text(json.dumps(pol))
     with pytest.raises(BundleError, match="policy.json"):
         verify(b.path)
+
+
+def test_the_pick_is_the_fastest_measurable_gain_within_the_budget():
+    """The rule on a table of measured rows: over-budget and inside-the-noise rows never win."""
+    from hwnas.devices import get_device
+    from hwnas.exporting.choose import Tried, _pick
+
+    def row(rt, prec, pol, drop, s, lo, hi, verdict):
+        return Tried(rt, prec, pol, 90 - drop, drop, drop <= 0.5, 1.0 / s, s, (lo, hi), verdict)
+
+    ort = get_device("onnxruntime-cpu")
+    base = row("onnxruntime-cpu", "fp32", "fp32", 0.0, 1.0, 1.0, 1.0, "baseline")
+    table = [base, row("onnxruntime-cpu", "fp32", "int8", 2.0, 1.9, 1.8, 2.0, "gain"),  # fast, over budget
+             row("onnxruntime-cpu", "fp32", "mixed int8/fp32", 0.3, 1.25, 1.2, 1.3, "gain"),
+             row("onnxruntime-cpu", "fp32", "mixed int8/fp32", 0.1, 1.3, 0.9, 1.7, NO := "no measurable gain"),
+             row("onnxruntime-cpu", "fp32", "int8", 0.4, 1.2, 1.15, 1.22, "gain")]
+    ch = _pick(table, [ort], ort, 0.5)
+    assert ch.winner is table[2] and sum(t.chosen for t in table) == 1
+    assert ch.reason == ("onnxruntime-cpu mixed int8/fp32: 1.25x faster than onnxruntime-cpu fp32 (CI 1.20-1.30), "
+                         "drop 0.3 pts <= 0.5; runner-up onnxruntime-cpu int8 1.20x, intervals overlap")
+    only_noise = [row("onnxruntime-cpu", "fp32", "fp32", 0.0, 1.0, 1.0, 1.0, "baseline"),
+                  row("onnxruntime-cpu", "fp32", "int8", 0.1, 1.3, 0.9, 1.7, NO)]
+    ch = _pick(only_noise, [ort], ort, 0.5)
+    assert ch.winner is only_noise[0] and "was measurably faster" in ch.reason

@@ -215,8 +215,12 @@ def reason(win: Tried, table: list[Tried], base: str, budget: float) -> str:
         best = max(rivals, key=lambda t: t.speedup, default=None)
         tail = (f"; the best other, {best.name()}, {best.speedup:.2f}x ({best.verdict})" if best else "")
         return f"{base} fp32: no runtime × policy within {budget:g} pts was measurably faster{tail}"
-    return (f"{win.name()}: {win.speedup:.2f}x faster than {base} fp32 (CI {lo:.2f}-{hi:.2f}, {win.verdict}), "
-            f"drop {win.drop_pts:.1f} pts <= {budget:g}")
+    rivals = [t for t in table if not t.chosen and t.within_budget and t.verdict == "gain"]
+    second = max(rivals, key=lambda t: t.speedup, default=None)
+    tie = (f"; runner-up {second.name()} {second.speedup:.2f}x, intervals overlap"
+           if second is not None and second.speedup_ci[1] >= lo else "")
+    return (f"{win.name()}: {win.speedup:.2f}x faster than {base} fp32 (CI {lo:.2f}-{hi:.2f}), "
+            f"drop {win.drop_pts:.1f} pts <= {budget:g}{tie}")
 
 
 def _dir(work: Path, d: Device) -> Path:

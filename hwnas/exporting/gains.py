@@ -41,12 +41,12 @@ class GainConfig:
 
     confidence: float = 0.95
     min_gain: float = 0.01
-    burst_s: float = 0.03
+    burst_s: float = 0.05
     min_burst_runs: int = 3
-    min_pairs: int = 6
+    min_pairs: int = 10  # >= 1 s of bursts: a foreign process's transient on a shared host does not decide alone
     step: int = 3
     max_pairs: int = 45
-    max_s: float = 8.0
+    max_s: float = 10.0
 
     @classmethod
     def quick(cls) -> GainConfig:
