@@ -1,22 +1,29 @@
-"""Export benchmark: INT8 vs FP32 and runtime vs runtime, same models side by side in one run.
+"""Export benchmark: every runtime × precision × policy against ONNX Runtime FP32, side by side in one run.
 
-Part A — ImageNet-size ofa-mbv3-w1.0 subnets (random weights: latency does not depend on the
-values; calibration uses 64 synthetic N(0,1) images, so no accuracy is claimed here). Variants:
-ORT FP32, ORT INT8 (QDQ, every layer), ORT latency-mixed (layer groups whose measured INT8
-gain is positive), OpenVINO FP32 (f32 forced), OpenVINO INT8 (NNCF), TVM FP32 (untuned).
-Every variant is timed ``--rounds`` times in shuffled order, each interleaved with the same
-reference model; figures are reference-normalised and reported as speed-up over ORT FP32.
+Part A — ImageNet-size ofa-mbv3-w1.0 subnets (min / a sampled mid / max; random weights: latency does
+not depend on the values; calibration uses 64 synthetic N(0,1) images, so no accuracy is claimed here).
+Variants, where this machine has them: ORT FP32 (the baseline), ORT INT8 (QDQ, every layer), ORT
+mixed (the layer groups whose INT8 gain is measurable, paired in context), OpenVINO FP32 / BF16 / FP16
+(inference precision hint; BF16/FP16 only where the CPU has the instructions), OpenVINO INT8 with FP32
+and with BF16 for the non-quantized layers (NNCF), OpenVINO mixed (measurable groups, at the float
+precision of its fastest INT8), TVM FP32 (untuned). Each variant is compared with ORT FP32 by paired,
+interleaved A/B bursts in the same process (:mod:`hwnas.exporting.gains`): a speed-up with its 95 %
+confidence interval, per round; rounds visit the variants in shuffled order. The load average is
+recorded with every subnet.
 
-Part B — Fashion-MNIST subnets of the shipped super-network (needs its weights): FP32, all-INT8
-and the searched mixed policy on ORT (and OpenVINO), with test accuracy and latency.
+Part B — Fashion-MNIST subnets of the shipped super-network: ``export --device onnxruntime-cpu,openvino-cpu``
+(every runtime × policy under the accuracy budget, judged on validation images, the winner reported on the
+test split), with the table of what was tried.
 
-    python benchmarks/export.py [--rounds 3] [--skip-fmnist] [--checkpoint PATH]
+    python benchmarks/export.py [--rounds 3] [--pairs 12] [--subnets min,mid,max] [--skip-fmnist]
+    python benchmarks/export.py --tiny     # one small subnet, one round, no mixed search: a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -25,164 +32,196 @@ from pathlib import Path
 import numpy as np
 
 
-def part_a(args, work: Path) -> dict:
-    from hwnas.devices import get_device
-    from hwnas.devices.measure import ReferenceSet, measure_model
-    from hwnas.devices.timing import TimingConfig
-    from hwnas.devices import onnxruntime_quant as quantize_ort
-    from hwnas.devices.base import onnx_nodes
-    from hwnas.devices import openvino_quant as quantize_openvino
-    from hwnas.exporting.mixed import layer_groups, only
+def variants_for(name, a, net, devs, work: Path, calib, args, say) -> dict:
+    """``variant → (device, model path)`` for one subnet."""
+    from hwnas.devices import onnxruntime_quant as ort_q
+    from hwnas.devices import openvino_quant as ov_q
     from hwnas.exporting.onnx_export import export_subnet
     from hwnas.types import PrecisionPolicy
+
+    fp32 = export_subnet(net, a, work / f"{name}.onnx")
+    pre = ort_q.preprocess(fp32, work / f"{name}.pre.onnx")
+    out = {"ort-fp32": (devs["ort"], fp32),
+           "ort-int8": (devs["ort"], ort_q.quantize(pre, work / f"{name}.int8.onnx", PrecisionPolicy.uniform("int8"),
+                                                    calib))}
+    if "openvino" in devs:
+        ov_int8 = ov_q.quantize(fp32, work / f"{name}.ov-int8.xml", PrecisionPolicy.uniform("int8"), calib)
+        for p, d in devs["openvino"].items():
+            out[f"openvino-{p}"] = (d, fp32)
+            out["openvino-int8" if p == "fp32" else f"openvino-int8+{p}"] = (d, ov_int8)
+    if "tvm" in devs:
+        out["tvm-fp32"] = (devs["tvm"], fp32)
+    if args.mixed:
+        out.update(mixed_variants(name, fp32, pre, devs, work, calib, out, args, say))
+    return out
+
+
+def mixed_variants(name, fp32, pre, devs, work: Path, calib, out, args, say) -> dict:
+    """ORT and OpenVINO mixed policies: INT8 for the groups whose in-context gain is measurable."""
+    from hwnas.devices import onnxruntime_quant as ort_q
+    from hwnas.devices import openvino_quant as ov_q
+    from hwnas.devices.base import onnx_nodes
+    from hwnas.exporting.gains import GainConfig, paired_gain
+    from hwnas.exporting.mixed import layer_groups, only
+
+    cfg = GainConfig.quick()
+    res = {}
+    groups = layer_groups([n for n, _ in onnx_nodes(pre)])
+    keep = [g.name for g in groups
+            if paired_gain(devs["ort"], fp32, devs["ort"], ort_q.quantize(pre, work / f"{name}.o-{g.name}.onnx",
+                                                                           only(groups, [g.name]), calib), cfg).faster]
+    say(f"{name}: ORT groups with a measurable INT8 gain: {keep or 'none'}")
+    res["ort-mixed"] = (devs["ort"], ort_q.quantize(pre, work / f"{name}.ort-mixed.onnx", only(groups, keep), calib))
+    if "openvino" in devs:
+        p = "bf16" if "bf16" in devs["openvino"] else "fp32"
+        d = devs["openvino"][p]
+        ov_groups = layer_groups([n for n, _ in onnx_nodes(fp32)])
+        keep = [g.name for g in ov_groups
+                if paired_gain(d, fp32, d, ov_q.quantize(fp32, work / f"{name}.v-{g.name}.xml",
+                                                         only(ov_groups, [g.name]), calib), cfg).faster]
+        say(f"{name}: OpenVINO ({p}) groups with a measurable INT8 gain: {keep or 'none'}")
+        res[f"openvino-mixed/{p}"] = (d, ov_q.quantize(fp32, work / f"{name}.ov-mixed.xml",
+                                                       only(ov_groups, keep, p), calib))
+    return res
+
+
+def part_a(args, work: Path, say) -> dict:
+    from hwnas.devices import get_device
+    from hwnas.exporting.gains import GainConfig, paired_gain
     from hwnas.supernet.elastic import ElasticMBV3
 
     net = ElasticMBV3("ofa-mbv3-w1.0").eval()
     sp = net.space
-    archs = {"min-r160": sp.min_arch(160), "sample-r192": sp.sample(np.random.default_rng(0), [192]),
-             "max-r224": sp.max_arch(224)}
-    devs = {"ort": get_device("onnxruntime-cpu", threads=args.threads),
-            "openvino": get_device("openvino-cpu", threads=args.threads),
-            "tvm": get_device("tvm-llvm", threads=args.threads)}
-    timing = TimingConfig(runs=60, budget_s=2.0, bursts=6, burst_s=0.05)
+    r = args.resolution
+    archs = {"min": sp.min_arch(r or 160), "mid": sp.sample(np.random.default_rng(0), [r or 192]),
+             "max": sp.max_arch(r or 224)}
+    archs = {k: v for k, v in archs.items() if k in args.subnets}
+    devs: dict = {"ort": get_device("onnxruntime-cpu", threads=args.threads)}
+    try:
+        ov = get_device("openvino-cpu", threads=args.threads)
+        devs["openvino"] = {p: ov.with_precision(p) for p in ov.float_precisions()}
+    except ImportError as exc:
+        say(f"OpenVINO skipped: {exc}")
+    if args.tvm:
+        devs["tvm"] = get_device("tvm-llvm", threads=args.threads)
+    cfg = GainConfig(min_pairs=args.pairs, step=3, max_pairs=args.pairs * 2, max_s=30.0, burst_s=0.05)
     rng = np.random.default_rng(1)
-    # one reference per device for the whole run, its first median the scale of every figure
-    refs = {k: ReferenceSet(d, ["ref-large"]) for k, d in devs.items()}
-    canon_by_dev: dict[str, float] = {}
     out: dict = {}
     for name, a in archs.items():
-        t0 = time.time()
-        fp32 = export_subnet(net, a, work / f"{name}.onnx")
+        t0, load0 = time.time(), os.getloadavg()
         calib = rng.standard_normal((64, 3, a.r, a.r)).astype(np.float32)
-        pre = quantize_ort.preprocess(fp32, work / f"{name}.pre.onnx")
-        variants = {
-            "ort-fp32": ("ort", fp32),
-            "ort-int8": ("ort", quantize_ort.quantize(pre, work / f"{name}.int8.onnx", PrecisionPolicy.uniform("int8"),
-                                                      calib)),
-            "openvino-fp32": ("openvino", fp32),
-            "openvino-int8": ("openvino", quantize_openvino.quantize(fp32, work / f"{name}.ov-int8.xml",
-                                                                     PrecisionPolicy.uniform("int8"), calib)),
-            "tvm-fp32": ("tvm", fp32),
-        }
-        # latency-only mixed policy on ORT: INT8 for the groups whose measured gain is positive
-        groups = layer_groups([n for n, _ in onnx_nodes(pre)])
-        base = measure_model(devs["ort"], fp32, timing, refs["ort"], reference="ref-large")
-        canon = canon_by_dev.setdefault("ort", base.ref.ref_median_ms)
-        gains = {}
-        for g in groups:
-            p = quantize_ort.quantize(pre, work / f"{name}.only-{g.name}.onnx", only(groups, [g.name]), calib)
-            m = measure_model(devs["ort"], p, timing, refs["ort"], reference="ref-large")
-            gains[g.name] = base.ref.ratio * canon - m.ref.ratio * canon
-        keep = [k for k, v in gains.items() if v > 0]
-        variants["ort-mixed-latency"] = ("ort", quantize_ort.quantize(pre, work / f"{name}.mixed.onnx",
-                                                                      only(groups, keep), calib))
-        figures: dict[str, list[float]] = {v: [] for v in variants}
-        raw: dict[str, list[float]] = {v: [] for v in variants}
-        spread: dict[str, list[float]] = {v: [] for v in variants}
+        variants = variants_for(name, a, net, devs, work, calib, args, say)
+        rounds: dict[str, list[dict]] = {v: [] for v in variants if v != "ort-fp32"}
+        base_dev, base = variants["ort-fp32"]
         for _ in range(args.rounds):
-            for v in rng.permutation(list(variants)):
+            for v in rng.permutation(list(rounds)):
                 d, p = variants[v]
-                m = measure_model(devs[d], p, timing, refs[d], reference="ref-large")
-                c = canon_by_dev.setdefault(d, m.ref.ref_median_ms)
-                figures[v].append(m.ref.ratio * c)
-                raw[v].append(m.stats.median_ms)
-                spread[v].append(m.ref.ratio_spread)
-        med = {v: float(np.median(x)) for v, x in figures.items()}
-        out[name] = {
-            "arch": a.to_str(), "macs_m": sp.macs(a) / 1e6,
-            "latency_ms": med, "raw_median_ms": {v: float(np.median(x)) for v, x in raw.items()},
-            "rounds_ms": figures, "ratio_spread": {v: float(np.median(x)) for v, x in spread.items()},
-            "round_dev": {v: float(np.max(np.abs(np.array(x) / np.median(x) - 1))) for v, x in figures.items()},
-            "speedup_vs_ort_fp32": {v: med["ort-fp32"] / m_ for v, m_ in med.items()},
-            "mixed_groups_int8": keep, "group_gain_ms": gains, "seconds": time.time() - t0,
-        }
-        print(f"{name}: " + ", ".join(f"{v} {med[v]:.2f} ms ({med['ort-fp32'] / med[v]:.2f}x)" for v in variants),
-              flush=True)
+                rounds[v].append(paired_gain(base_dev, base, d, p, cfg).to_dict())
+        out[name] = summarize_subnet(a, sp, rounds, t0, load0)
+        say(f"{name}: " + ", ".join(f"{v} {s['speedup']:.2f}x" for v, s in out[name]["variants"].items()))
     return out
 
 
-def _row_md(r: dict) -> str:
-    """FP32 / INT8 / mixed cells of one Fashion-MNIST row; a precision that found no policy says so."""
-    ok = [r[p] for p in ("int8", "mixed") if "error" not in r[p]]
-    base = ok[0] if ok else {"fp32_top1": float("nan"), "fp32_ms": float("nan")}
-    cells = {p: ("—", "—") if "error" in r[p] else (f"{r[p]['top1']:.2f} ({-r[p]['drop_pts']:+.2f})", f"{r[p]['ms']:.3f}")
-             for p in ("int8", "mixed")}
-    pol = "no policy within the budget" if "error" in r["mixed"] else r["mixed"]["policy"]
-    return " | ".join([f"{base['fp32_top1']:.2f}", cells["int8"][0], cells["mixed"][0], f"{base['fp32_ms']:.3f}",
-                       cells["int8"][1], cells["mixed"][1], str(pol)])
+def summarize_subnet(a, sp, rounds: dict, t0: float, load0) -> dict:
+    res = {}
+    for v, rs in rounds.items():
+        s = [x["speedup"] for x in rs]
+        res[v] = {"speedup": float(np.median(s)), "ci_low": float(min(x["speedup_ci"][0] for x in rs)),
+                  "ci_high": float(max(x["speedup_ci"][1] for x in rs)), "rounds": s,
+                  "verdicts": [x["verdict"] for x in rs], "baseline_ms": float(np.median([x["baseline_ms"] for x in rs])),
+                  "ms": float(np.median([x["candidate_ms"] for x in rs])), "pairs": [x["n_pairs"] for x in rs]}
+    best = max(res, key=lambda v: res[v]["speedup"])
+    return {"arch": a.to_str(), "macs_m": sp.macs(a) / 1e6, "variants": res, "best": best,
+            "best_speedup": res[best]["speedup"], "meets_2x": res[best]["speedup"] >= 2.0,
+            "load_avg_start": list(load0), "load_avg_end": list(os.getloadavg()), "seconds": time.time() - t0}
 
 
-def part_b(args, work: Path) -> dict:
-    from hwnas.errors import BudgetError
-    from hwnas.pipeline import export_bundle
+def part_b(args, work: Path, say) -> dict:
+    from hwnas.pipeline import export
     from hwnas.supernet import load_supernet
 
     net, source = load_supernet("fmnist-mbv3", args.checkpoint, allow_random=False)
     sp = net.space
     archs = {"largest": sp.max_arch(), "mid": sp.sample(np.random.default_rng(3), [28])}
+    archs = {k: v for k, v in archs.items() if k in args.fmnist_subnets.split(",")}
     out: dict = {"weights": source}
     for name, a in archs.items():
-        for device in ("onnxruntime-cpu", "openvino-cpu"):
-            row = {}
-            for prec in ("int8", "mixed"):
-                try:
-                    m = export_bundle(a, work / f"{name}-{device}-{prec}", device, prec, args.max_accuracy_drop,
-                                      args.checkpoint, args.threads, overwrite=True)
-                except BudgetError as exc:  # no policy meets the budget: a result, recorded as such
-                    row[prec] = {"error": str(exc)}
-                    print(f"{name} {device} {prec}: {exc}", flush=True)
-                    continue
-                row[prec] = {"fp32_top1": m["accuracy"]["fp32_top1"], "top1": m["accuracy"]["deployed_top1"],
-                             "drop_pts": m["accuracy"]["drop_pts"], "fp32_ms": m["latency"]["fp32_ms"],
-                             "ms": m["latency"]["measured_ms"], "speedup": m["latency"]["speedup_vs_fp32"],
-                             "policy": m["policy_summary"]}
-            out[f"{name}/{device}"] = {"arch": a.to_str(), **row}
-            print(f"{name} {device}: " + _row_md(row), flush=True)
+        m = export(arch=a.to_str(), out=work / f"fmnist-{name}", device=args.fmnist_devices,
+                   max_accuracy_drop=args.max_accuracy_drop, checkpoint=args.checkpoint, threads=args.threads,
+                   overwrite=True, progress=say).manifest
+        out[name] = {"arch": a.to_str(), "deployed": f"{m.device['name']} {m.policy_label}",
+                     "reason": m.selection.get("reason"), "fp32_top1": m.accuracy.fp32_top1,
+                     "top1": m.accuracy.deployed_top1, "drop_pts": m.accuracy.drop_pts, "ms": m.latency.measured_ms,
+                     "fp32_ms": m.latency.fp32_ms, "table": m.selection.get("table", [])}
+        say(f"{name}: {out[name]['reason']}")
     return out
+
+
+def markdown(res: dict, args) -> str:
+    lines = [f"# Export benchmark ({res['host']['cpu']}, ISA {', '.join(res['host'].get('isa', []))}, "
+             f"{args.threads} thread(s))", ""]
+    if "imagenet_size" in res:
+        a = res["imagenet_size"]
+        variants = sorted({v for r in a.values() for v in r["variants"]})
+        lines += ["## ofa-mbv3-w1.0 subnets: speed-up over ORT FP32 (median of rounds; 95 % CI range over rounds)",
+                  "", "| subnet | MMACs | ORT FP32 ms | " + " | ".join(variants) + " | best | ≥ 2.0x | load avg |",
+                  "|---|---|---|" + "---|" * len(variants) + "---|---|---|"]
+        for name, r in a.items():
+            cells = [f"{r['variants'][v]['speedup']:.2f}x ({r['variants'][v]['ci_low']:.2f}-"
+                     f"{r['variants'][v]['ci_high']:.2f})" if v in r["variants"] else "—" for v in variants]
+            base = np.median([x["baseline_ms"] for x in r["variants"].values()])
+            lines.append(f"| {name} | {r['macs_m']:.0f} | {base:.2f} | " + " | ".join(cells) +
+                         f" | {r['best']} {r['best_speedup']:.2f}x | {'yes' if r['meets_2x'] else 'no'} | "
+                         f"{r['load_avg_start'][0]:.2f} → {r['load_avg_end'][0]:.2f} |")
+    if "fmnist" in res:
+        lines += ["", f"## Fashion-MNIST subnets ({res['fmnist']['weights']}): runtime × policy chosen by measurement",
+                  "", "| subnet | deployed | FP32 top-1 → deployed (test) | ms (FP32 → deployed) | why |",
+                  "|---|---|---|---|---|"]
+        for k, r in res["fmnist"].items():
+            if k != "weights":
+                lines.append(f"| {k} | {r['deployed']} | {r['fp32_top1']:.2f} → {r['top1']:.2f} | "
+                             f"{r['fp32_ms']:.3f} → {r['ms']:.3f} | {r['reason']} |")
+    lines.append(f"\nwall time {res['wall_s']:.0f} s; command: `{res['command']}`")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=12, help="burst pairs per comparison (at least)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--subnets", default="min,mid,max")
+    ap.add_argument("--resolution", type=int, default=0, help="one resolution for every subnet (0: 160/192/224)")
+    ap.add_argument("--no-mixed", dest="mixed", action="store_false")
+    ap.add_argument("--no-tvm", dest="tvm", action="store_false")
+    ap.add_argument("--tiny", action="store_true", help="min subnet at r128, 1 round, 6 pairs, no mixed/TVM/fmnist")
     ap.add_argument("--skip-imagenet", action="store_true")
     ap.add_argument("--skip-fmnist", action="store_true")
+    ap.add_argument("--fmnist-devices", default="onnxruntime-cpu,openvino-cpu")
+    ap.add_argument("--fmnist-subnets", default="largest,mid")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--max-accuracy-drop", type=float, default=0.5)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
+    if args.tiny:
+        args.subnets, args.resolution, args.rounds, args.pairs = "min", 128, 1, 6
+        args.mixed = args.tvm = False
+        args.skip_fmnist = True
+    args.subnets = args.subnets.split(",")
 
     from hwnas.devices.base import host_facts
 
     work = Path(tempfile.mkdtemp(prefix="hwnas-bench-export-"))
-    res: dict = {"host": host_facts(), "threads": args.threads, "rounds": args.rounds}
+    res: dict = {"host": host_facts(), "threads": args.threads, "rounds": args.rounds, "pairs": args.pairs,
+                 "command": "python benchmarks/export.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     t0 = time.time()
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
     if not args.skip_imagenet:
-        res["imagenet_size"] = part_a(args, work)
+        res["imagenet_size"] = part_a(args, work, say)
     if not args.skip_fmnist:
-        res["fmnist"] = part_b(args, work)
+        res["fmnist"] = part_b(args, work, say)
     res["wall_s"] = time.time() - t0
-    lines = [f"# Export benchmark ({res['host']['cpu']}, {args.threads} thread(s))", ""]
-    if "imagenet_size" in res:
-        variants = list(next(iter(res["imagenet_size"].values()))["latency_ms"])
-        lines += ["## ofa-mbv3-w1.0 subnets: reference-normalised latency (ms) and speed-up over ORT FP32", "",
-                  "| subnet | MMACs | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
-        for name, r in res["imagenet_size"].items():
-            lines.append(f"| {name} | {r['macs_m']:.0f} | " + " | ".join(
-                f"{r['latency_ms'][v]:.2f} ({r['speedup_vs_ort_fp32'][v]:.2f}x)" for v in variants) + " |")
-        worst = max(max(r["round_dev"].values()) for r in res["imagenet_size"].values())
-        lines += ["", f"Noise: worst deviation of a round from its variant's median {worst:.1%} "
-                  f"({args.rounds} rounds, shuffled)."]
-    if "fmnist" in res:
-        lines += ["", f"## Fashion-MNIST subnets ({res['fmnist']['weights']})", "",
-                  "| subnet / device | FP32 top-1 | INT8 top-1 (change) | mixed top-1 (change) | FP32 ms | INT8 ms | mixed ms | mixed policy |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for k, r in res["fmnist"].items():
-            if k == "weights":
-                continue
-            lines.append(f"| {k} | " + _row_md(r) + " |")
-    lines.append(f"\nwall time {res['wall_s']:.0f} s")
-    text = "\n".join(lines)
+    text = markdown(res, args)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "export.json").write_text(json.dumps(res, indent=1, default=float))

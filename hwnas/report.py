@@ -115,6 +115,13 @@ def write_report(out: str | os.PathLike, s: dict[str, Any], front, evaluation: d
         f"Policy searched under a {manifest.accuracy.max_accuracy_drop} pt accuracy-drop budget: "
         f"{precision_text(s['precision'])}; deployed/FP32 latency ratio {1 / manifest.latency.speedup_vs_fp32:.2f}.",
         "",
+        *(["Runtime and policy chosen by measurement: " + s["choice"] + ".", "",
+           "| runtime | precision | policy | top-1 (val) | drop | speed-up vs baseline (CI) | verdict | chosen |",
+           "|---|---|---|---|---|---|---|---|",
+           *[f"| {r['runtime']} | {r['precision']} | {r['policy']} | {r['accuracy']:.2f} | {r['drop_pts']:+.2f} | "
+             f"{r['speedup']:.2f}x ({r['speedup_ci'][0]:.2f}-{r['speedup_ci'][1]:.2f}) | {r['verdict']} | "
+             f"{'**yes**' if r['chosen'] else ''} |" for r in manifest.selection["table"] if r.get("speedup")],
+           ""] if manifest.selection else []),
         f"![precision](figures/{pol_png.name})" if pol_png else "(FP32 or INT8 everywhere: no per-group search.)",
         "",
         "## Time",

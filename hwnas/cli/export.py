@@ -18,7 +18,12 @@ def export_cmd(cfg: ExportConfig, out: Output) -> None:
         return out.json({"bundle": str(bundle.path), "id": bundle.id(), **m.to_dict()})
     acc, lat = m.accuracy, m.latency
     pred = f"{lat.predicted_ms:.4f} ms" if lat.predicted_ms is not None else "—"
-    out.print(f"{m.arch} → {bundle.path}\n  precision {m.precision} ({m.policy_summary}), deployed {m.deployed}\n"
+    if m.selection:
+        out.print(f"  chose {m.selection['reason']} ({len(m.selection['table'])} runtime × policy candidates, "
+                  "table in manifest.json 'selection')")
+    ran = m.runtime_precisions.get("summary")
+    out.print(f"{m.arch} → {bundle.path}\n  precision {m.precision}: {m.policy_label or m.policy_summary} on "
+              f"{m.device['name']} ({m.device['precision']}; ran {ran or m.policy_summary}), deployed {m.deployed}\n"
               f"  top-1 fp32 {acc.fp32_top1:.2f} % → {acc.deployed_top1:.2f} % ({acc.split}, {acc.images} images)\n"
               f"  latency fp32 {lat.fp32_ms:.4f} ms → {lat.measured_ms:.4f} ms "
               f"({lat.speedup_vs_fp32:.2f}x; predicted {pred})")

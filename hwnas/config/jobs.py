@@ -101,9 +101,18 @@ class ExportConfig(Config):
     arch: Optional[str] = option(None, "Arch string / JSON (instead of --run).")
     space: Optional[str] = option(None, "Search space, if the arch does not name it.")
     checkpoint: Optional[Path] = option(None, "Super-network weights (default: shipped).")
-    device: str = option("onnxruntime-cpu", "Target device backend.")
+    device: str = option("onnxruntime-cpu", "Target device backend; 'auto' (every runtime installed here) or a "
+                                            "comma list: try each runtime × precision policy and deploy the fastest "
+                                            "measured within the accuracy budget.")
     threads: int = option(1, "Runtime threads.")
-    precision: str = option("mixed", "fp32 | int8 | mixed (searched per layer group).")
+    precision: str = option("mixed", "fp32 (the float model) | int8 (every layer) | mixed (searched per layer group); "
+                                     "with several devices: the policies tried (mixed: all).")
+    float_precision: tuple[str, ...] = option((), "Float precision of the layers outside INT8 (the device's inference "
+                                                  "precision: fp32, bf16, fp16 where the CPU has them, on "
+                                                  "openvino-cpu); with several devices, those to try (default: fp32 "
+                                                  "for one device, every one the hardware has for several).")
+    mixed_per_runtime: int = option(1, "With several devices: mixed-policy searches per runtime, for its fastest "
+                                       "float precisions (0: only uniform and all-INT8 policies).")
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
     data_options: dict[str, str] = data_option()
@@ -143,6 +152,9 @@ class QuickstartConfig(Config):
     repeats: int = option(5, "Reference subnets re-measured (repeatability).")
     ops: bool = option(False, "Also measure the block table in the quick profile.")
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed-precision policy may lose.")
+    export_devices: str = option("onnxruntime-cpu,openvino-cpu", "Runtimes the export chooses among by measurement "
+                                 "(those of them installed here; 'auto': every installed runtime; one name: only it).")
+    mixed_per_runtime: int = option(1, "Mixed-policy searches per runtime in the export (where all-INT8 gains).")
     generations: int = option(25, "NSGA-II generations per round.")
     pop_size: int = option(50, "NSGA-II population.")
     reuse_shipped: bool = option(True, "Reuse a shipped profile of this exact CPU and runtime.")

@@ -75,6 +75,17 @@ def list_devices() -> list[dict[str, Any]]:
     return rows
 
 
+CPU_RUNTIMES = ("onnxruntime-cpu", "openvino-cpu", "tvm-llvm")
+"""The local CPU runtimes ``--device auto`` tries (GPUs and remote boards are named explicitly)."""
+BASELINE_DEVICE = "onnxruntime-cpu"
+"""The runtime every other is compared with when choosing by measurement (its FP32)."""
+
+
+def installed_cpu_devices() -> list[str]:
+    """The local CPU runtimes installed here."""
+    return [r["name"] for r in list_devices() if r["available"] and r["name"] in CPU_RUNTIMES]
+
+
 def parse_options(options: dict[str, Any]) -> dict[str, Any]:
     """Device options as stored or typed (strings) back to values: ``"0"`` → 0, ``"true"`` → True."""
     import json

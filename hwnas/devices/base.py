@@ -58,11 +58,15 @@ class Quantizer(ABC):
     def build(self, policy: PrecisionPolicy, out: Path) -> Path:
         """The model under ``policy`` at ``out`` (with this quantizer's suffix)."""
 
+    runtime_name: str = "This runtime"
+    hint: str = ""  # where the refused precisions are offered instead
+
     def check(self, policy: PrecisionPolicy) -> None:
-        """Refuse a policy naming a precision this runtime cannot run, with what it can."""
-        bad = sorted(policy.precisions() - set(self.precisions))
+        """Refuse a policy naming a precision this runtime cannot run, with what it can (one line)."""
+        bad = sorted((policy.precisions() | policy.floats()) - set(self.precisions))
         if bad:
-            raise ConfigError(f"This runtime cannot run {', '.join(bad)} layers; it offers {', '.join(self.precisions)}.")
+            raise ConfigError(f"{self.runtime_name} cannot run {', '.join(bad)} layers; it offers "
+                              f"{', '.join(self.precisions)}{'; ' + self.hint if self.hint else ''}.")
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,25 @@ class Device(ABC):
         return host_facts()
 
     # ------------------------------------------------------------------ deployment capabilities
+    def float_precisions(self) -> tuple[str, ...]:
+        """Float inference precisions this device runs natively here (the device's ``precision`` is one)."""
+        return ("fp32",)
+
+    def with_precision(self, precision: str) -> Device:
+        """The same device with another inference precision (refused where the host lacks it)."""
+        if precision == self.precision:
+            return self
+        from hwnas.devices import get_device, parse_options
+
+        return get_device(self.name, threads=self.threads, precision=precision, batch_size=self.batch_size,
+                          **parse_options(self.options))
+
+    def ran_precisions(self, model: str | os.PathLike) -> dict[str, Any] | None:
+        """What the runtime really runs for ``model``: ``{"source", "summary", "layers"}`` with each
+        compute layer's precision (:func:`hwnas.devices.precision.ran_record`), or None where the
+        runtime does not tell."""
+        return None
+
     def quantizer(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray) -> Quantizer | None:
         """This runtime's quantizer for ``fp32_onnx`` (calibrated on ``calibration`` inputs), or
         None when it has none (export then offers FP32 only)."""

@@ -95,11 +95,16 @@ class OnnxRuntimeCPU(Device):
     runtime = "onnxruntime"
     extra = ""  # a core dependency
     description = "ONNX Runtime, CPU execution provider"
+    precisions_offered: tuple[str, ...] = ("fp32",)
 
     def __init__(self, threads: int = 1, precision: str = "fp32", batch_size: int = 1,
                  graph_optimization: str = "all", allow_spinning: bool = True, **options: Any) -> None:
         if graph_optimization not in _LEVELS:
             raise ConfigError(f"graph_optimization must be one of {list(_LEVELS)}, got '{graph_optimization}'.")
+        if precision not in self.precisions_offered:
+            raise ConfigError(f"{self.name} runs {' and '.join(self.precisions_offered)} float layers (INT8 comes from "
+                              f"a quantized model), not {precision}; for bf16/fp16 use --device openvino-cpu on a "
+                              "CPU that has them.")
         super().__init__(threads, precision, batch_size, graph_optimization=graph_optimization,
                          allow_spinning=int(bool(allow_spinning)), **options)
 
@@ -159,6 +164,23 @@ class OnnxRuntimeCPU(Device):
         if kernel_times:
             return {"source": "kernel_profile", "kernels": self.kernel_profile(model, runs=10)}
         return super().runtime_graph(model)
+
+    def ran_precisions(self, model: str | os.PathLike) -> dict[str, Any]:
+        """Per compute node of the optimised graph ORT runs: int8 for its INT8 kernels (QLinearConv,
+        ConvInteger, QLinearMatMul, MatMulInteger, a Conv fed by a DequantizeLinear left unfused), fp32
+        for float Conv / FusedConv / Gemm / MatMul."""
+        from hwnas.devices.precision import ran_record
+
+        m = self.load(model)
+        try:
+            nodes = (m.runtime_graph() or {}).get("nodes", [])
+        finally:
+            m.close()
+        int8_ops = {"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm", "QLinearGemm"}
+        float_ops = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+        layers = {n["name"]: "int8" if n["op"] in int8_ops else "fp32" for n in nodes
+                  if n["op"] in int8_ops | float_ops}
+        return ran_record(layers, "onnxruntime optimised graph (kernel op types)")
 
     def quantizer(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray):
         """Static INT8 in QDQ form (:mod:`hwnas.devices.onnxruntime_quant`)."""

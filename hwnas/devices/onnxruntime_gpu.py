@@ -15,6 +15,7 @@ from hwnas.devices.onnxruntime_cpu import OnnxRuntimeCPU
 
 
 class _OrtGPU(OnnxRuntimeCPU):
+    precisions_offered = ("fp32", "fp16")
     provider_name = ""
     extra = "gpu"
 

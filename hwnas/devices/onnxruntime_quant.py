@@ -107,6 +107,8 @@ class OrtQuantizer(Quantizer):
 
     precisions = ("int8", "fp32")
     suffix = ".onnx"
+    runtime_name = "ONNX Runtime (CPU)"
+    hint = "for bf16 or fp16 layers use --device openvino-cpu on a CPU that has them"
 
     def __init__(self, fp32_onnx: Path, workdir: Path, calibration: np.ndarray) -> None:
         self.pre = preprocess(fp32_onnx, Path(workdir) / "model.pre.onnx")

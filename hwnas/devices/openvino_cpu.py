@@ -20,9 +20,20 @@ from typing import Any
 import numpy as np
 
 from hwnas.devices.base import Artifact, Device, LoadedModel, random_input
+from hwnas.devices.precision import ran_record
 from hwnas.errors import ConfigError, DeviceError
 
 _PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
+
+
+def plugin_capabilities() -> list[str]:
+    """The CPU plugin's OPTIMIZATION_CAPABILITIES (e.g. FP32, BF16, FP16, INT8) on this host."""
+    import openvino as ov
+
+    return [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
 
 
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul")
@@ -39,6 +50,21 @@ def compute_precisions(compiled) -> dict[str, int]:
         if kind in COMPUTE_LAYERS and "runtimePrecision" in info:
             prec = str(getattr(info["runtimePrecision"], "value", info["runtimePrecision"]))
             out[prec] = out.get(prec, 0) + 1
+    return out
+
+
+def layer_precisions(compiled) -> dict[str, str]:
+    """Runtime layer name (the original layer it was fused from) → precision it runs in, for the
+    compute layers (convolutions, fully connected) of the runtime model."""
+    from hwnas.devices.precision import ELEMENT
+
+    out: dict[str, str] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        get = lambda k: str(getattr(info[k], "value", info[k])) if k in info else ""  # noqa: E731
+        if get("layerType") not in COMPUTE_LAYERS or not get("runtimePrecision"):
+            continue
+        out[op.get_friendly_name()] = ELEMENT.get(get("runtimePrecision"), get("runtimePrecision"))
     return out
 
 
@@ -113,6 +139,30 @@ class OpenVINOCPU(Device):
         if precision not in _PRECISIONS:
             raise ConfigError(f"OpenVINO precision must be one of {list(_PRECISIONS)}, got '{precision}'.")
         super().__init__(threads, precision, batch_size, perf_count=int(bool(perf_count)), **options)
+        from hwnas.devices.precision import require_float_precision
+
+        require_float_precision(self.name, precision, self.host_facts(),
+                                f", and OpenVINO would silently run {precision} layers in f32")
+        caps = plugin_capabilities()
+        if precision != "fp32" and _CAPABILITY[precision] not in caps:
+            raise ConfigError(f"OpenVINO's CPU plugin offers no {precision} on this CPU (its capabilities: "
+                              f"{', '.join(caps)}), though the ISA has it; use --precision fp32 or int8 here.")
+
+    def float_precisions(self) -> tuple[str, ...]:
+        """Float precisions the host ISA has *and* the CPU plugin offers here."""
+        from hwnas.devices.precision import host_float_precisions
+
+        caps = plugin_capabilities()
+        return tuple(p for p in host_float_precisions(self.host_facts()) if p == "fp32" or _CAPABILITY[p] in caps)
+
+    def ran_precisions(self, model: str | os.PathLike) -> dict[str, Any]:
+        """Per compute layer (the original layer names each fused runtime node holds), the element type
+        of the compiled runtime model: u8/i8 → int8, f32 → fp32, bf16, f16 → fp16."""
+        m = self.load(model)
+        try:
+            return ran_record(layer_precisions(m.compiled), "openvino runtime model (runtimePrecision)")
+        finally:
+            m.close()
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -157,7 +207,7 @@ class OpenVINOCPU(Device):
         """NNCF post-training INT8 (:mod:`hwnas.devices.openvino_quant`)."""
         from hwnas.devices.openvino_quant import NncfQuantizer
 
-        return NncfQuantizer(fp32_onnx, calibration)
+        return NncfQuantizer(fp32_onnx, calibration, self.precision)
 
     def compile_artifact(self, model: Path, bundle_dir: Path) -> Artifact:
         """OpenVINO IR (``openvino/model.xml`` + ``.bin``) of the deployed model, for a bundle: an ONNX

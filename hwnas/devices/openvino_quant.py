@@ -57,14 +57,35 @@ def _quantizable(name: str) -> bool:
 
 
 class NncfQuantizer(Quantizer):
-    """INT8 IR variants of one FP32 model for OpenVINO (NNCF); layers outside INT8 stay float."""
+    """INT8 IR variants of one FP32 model for OpenVINO (NNCF); layers outside INT8 stay float, in the
+    device's inference precision (``float_precision``: ``fp32``, ``bf16`` or ``fp16``).
 
-    precisions = ("int8", "fp32")
+    OpenVINO's CPU plugin runs every non-INT8 layer at the one ``INFERENCE_PRECISION_HINT`` of the
+    compiled model: neither node rt_info set from Python (``disable_fp16_compression``) nor the same
+    attribute written into the IR kept a convolution in f32 under a bf16 hint (OpenVINO 2026.4,
+    checked on the runtime model). So a policy's float precision is per model on OpenVINO — FP32
+    islands inside a BF16 model are refused — while INT8 is per layer.
+    """
+
+    precisions = ("int8", "fp32", "bf16", "fp16")
     suffix = ".xml"
+    runtime_name = "OpenVINO (CPU)"
 
-    def __init__(self, fp32_onnx: Path, calibration: np.ndarray) -> None:
+    def __init__(self, fp32_onnx: Path, calibration: np.ndarray, float_precision: str = "fp32") -> None:
         self.fp32 = Path(fp32_onnx)
         self.calibration = calibration
+        self.float_precision = float_precision
+
+    def check(self, policy: PrecisionPolicy) -> None:
+        super().check(policy)
+        floats = policy.floats()
+        if len(floats) > 1:
+            raise ConfigError(f"OpenVINO runs every non-INT8 layer in the model's one inference precision (it cannot "
+                              f"pin single layers to another float precision); this policy mixes "
+                              f"{', '.join(sorted(floats))}: keep one float precision besides int8.")
+        if floats != {self.float_precision}:
+            raise ConfigError(f"This openvino-cpu device runs non-INT8 layers in {self.float_precision}; the policy "
+                              f"asks {next(iter(floats))}: use --precision {next(iter(floats))} for the device.")
 
     def layers(self) -> list[str]:
         return [n for n, _ in onnx_nodes(self.fp32)]

@@ -5,9 +5,11 @@ together, so no Q/DQ pair sits inside a block) and the head — expressed as nam
 in the policy. For each group, measured on the target device:
 
 * sensitivity: accuracy drop (points) when only that group is INT8;
-* gain: latency saved (ms, reference-normalised) when only that group is INT8 — negative
-  where Q/DQ conversions cost more than the INT8 kernel saves (common for depthwise, SE
-  and h-swish layers on CPUs).
+* gain: latency saved (ms) when only that group is INT8 — negative where Q/DQ conversions
+  cost more than the INT8 kernel saves (common for depthwise, SE and h-swish layers on CPUs).
+  With a ``gain`` function (:func:`hwnas.exporting.gains.paired_gain`) it is measured in
+  context, interleaved against the FP32 model until its confidence interval excludes zero, or
+  declared "no measurable gain"; only groups with a measurable gain are chosen.
 
 Search (a greedy knapsack, defended by its verification step): take groups with positive
 gain in order of gain per point of sensitivity while the summed sensitivity fits the budget;
@@ -49,6 +51,13 @@ class GroupCost:
     n_layers: int
     sensitivity_pts: float
     gain_ms: float
+    gain_ci_ms: tuple[float, float] | None = None
+    verdict: str = "gain"  # gains.py's verdict; a plain latency difference is taken as it is
+
+    @property
+    def useful(self) -> bool:
+        """A measurable latency gain (positive, its interval above zero where one was measured)."""
+        return self.gain_ms > 0 and self.verdict == "gain"
 
 
 def layer_groups(nodes: Sequence[str]) -> list[Group]:
@@ -71,10 +80,13 @@ def layer_groups(nodes: Sequence[str]) -> list[Group]:
     return out
 
 
-def only(groups: Sequence[Group], int8: Sequence[str]) -> PrecisionPolicy:
-    """INT8 for the named groups, FP32 elsewhere."""
+def only(groups: Sequence[Group], int8: Sequence[str], other: str = "fp32") -> PrecisionPolicy:
+    """INT8 for the named groups, ``other`` (a float precision) elsewhere; every group named: all INT8."""
     sel = [g for g in groups if g.name in set(int8)]
-    return PrecisionPolicy("fp32", tuple(Rule(g.pattern, "int8") for g in sel), {"int8_groups": [g.name for g in sel]})
+    if len(sel) == len(groups):
+        return PrecisionPolicy("int8", (), {"int8_groups": [g.name for g in sel]}, other)
+    return PrecisionPolicy(other, tuple(Rule(g.pattern, "int8") for g in sel), {"int8_groups": [g.name for g in sel]},
+                           other)
 
 
 @dataclass
@@ -85,33 +97,44 @@ class Trial:
     latency_ms: float
 
 
+GainFn = Callable[[Path], "object"]  # candidate path → hwnas.exporting.gains.Gain against the float model
+
+
 def group_costs(groups: Sequence[Group], build: BuildFn, evaluate: EvalFn, latency: LatencyFn,
-                fp32_acc: float, fp32_ms: float, workdir: Path, progress=None) -> list[GroupCost]:
+                fp32_acc: float, fp32_ms: float, workdir: Path, progress=None, gain: GainFn | None = None,
+                other: str = "fp32") -> list[GroupCost]:
+    """Sensitivity and gain of each group alone in INT8 (``other`` elsewhere). With ``gain``, the gain is
+    the paired in-context measurement against the float model and carries its interval and verdict."""
     costs = []
     for i, g in enumerate(groups):
-        path = build(only(groups, [g.name]), workdir / f"only-{g.name}.onnx")
-        acc, ms = evaluate(path), latency(path)
-        costs.append(GroupCost(g.name, g.pattern, len(g.layers), fp32_acc - acc, fp32_ms - ms))
+        path = build(only(groups, [g.name], other), workdir / f"only-{g.name}.onnx")
+        acc = evaluate(path)
+        if gain is not None:
+            m = gain(path)
+            c = GroupCost(g.name, g.pattern, len(g.layers), fp32_acc - acc, m.gain_ms, tuple(m.gain_ci_ms), m.verdict)
+        else:
+            c = GroupCost(g.name, g.pattern, len(g.layers), fp32_acc - acc, fp32_ms - latency(path))
+        costs.append(c)
         if progress is not None:
-            progress(f"sensitivity {i + 1}/{len(groups)} {g.name}: drop {fp32_acc - acc:+.2f} pts, "
-                     f"gain {fp32_ms - ms:+.4f} ms")
+            ci = f" (CI {c.gain_ci_ms[0]:+.4f}..{c.gain_ci_ms[1]:+.4f}: {c.verdict})" if c.gain_ci_ms else ""
+            progress(f"sensitivity {i + 1}/{len(groups)} {g.name}: drop {c.sensitivity_pts:+.2f} pts, "
+                     f"gain {c.gain_ms:+.4f} ms{ci}")
     return costs
 
 
 def search_policy(groups: Sequence[Group], costs: Sequence[GroupCost], budget_pts: float, build: BuildFn,
                   evaluate: EvalFn, latency: LatencyFn, fp32_acc: float, fp32_ms: float, workdir: Path,
-                  max_reverts: int = 8, progress=None) -> tuple[PrecisionPolicy, list[Trial], Path]:
+                  max_reverts: int = 8, progress=None, other: str = "fp32") -> tuple[PrecisionPolicy, list[Trial], Path]:
     """Return (chosen policy, every measured trial, the chosen quantized model's path).
 
     Raises :class:`BudgetError` with the best reachable drop when not even one group can be
     quantized within the budget and FP32 is the only answer — callers may then ship FP32.
     """
-    trials: list[Trial] = [Trial("fp32", [], fp32_acc, fp32_ms)]
+    trials: list[Trial] = [Trial(other, [], fp32_acc, fp32_ms)]
     paths: dict[str, Path] = {}
 
     def run(label: str, names: list[str]) -> Trial:
-        pol = only(groups, names) if len(names) < len(groups) else PrecisionPolicy("int8", (), {"int8_groups": names})
-        p = build(pol, workdir / f"{label}.onnx")
+        p = build(only(groups, names, other), workdir / f"{label}.onnx")
         t = Trial(label, sorted(names), evaluate(p), latency(p))
         trials.append(t)
         paths[label] = p
@@ -120,7 +143,7 @@ def search_policy(groups: Sequence[Group], costs: Sequence[GroupCost], budget_pt
         return t
 
     all8 = run("all-int8", [g.name for g in groups])
-    useful = [c for c in costs if c.gain_ms > 0]
+    useful = [c for c in costs if c.useful]
     useful.sort(key=lambda c: -c.gain_ms / max(c.sensitivity_pts, 0.01))
     chosen, spent = [], 0.0
     for c in useful:
@@ -155,15 +178,13 @@ def search_policy(groups: Sequence[Group], costs: Sequence[GroupCost], budget_pt
     ok = [t for t in trials if fp32_acc - t.accuracy <= budget_pts]
     best = min(ok, key=lambda t: t.latency_ms)
     faster = [t for t in trials[1:] if t.latency_ms < fp32_ms]
-    if best.label == "fp32" and faster:  # (if no INT8 policy is faster, FP32 is simply the right answer)
+    if best.label == other and faster:  # (if no INT8 policy is faster, FP32 is simply the right answer)
         raise BudgetError(f"No faster INT8 policy meets an accuracy-drop budget of {budget_pts:g} pts; the smallest "
                           f"measured drop of a faster policy is {min(fp32_acc - t.accuracy for t in faster):.2f} pts. "
                           "Raise --max-accuracy-drop or export --precision fp32.")
-    policy = (PrecisionPolicy.uniform("fp32") if best.label == "fp32" else
-              PrecisionPolicy("int8", (), {"int8_groups": best.int8_groups}) if best.label == "all-int8" else
-              only(groups, best.int8_groups))
+    policy = PrecisionPolicy.uniform(other) if best.label == other else only(groups, best.int8_groups, other)
     policy = PrecisionPolicy(policy.default, policy.rules, {
         **policy.notes, "search": "greedy knapsack over layer groups + measured verification",
         "budget_pts": budget_pts, "costs": [asdict(c) for c in costs],
-        "trials": [asdict(t) for t in trials], "chosen": best.label})
+        "trials": [asdict(t) for t in trials], "chosen": best.label}, policy.fallback)
     return policy, trials, paths.get(best.label, Path())

@@ -30,7 +30,8 @@ def verify(bundle: str | os.PathLike | DeploymentBundle, device: Device | None =
     b = bundle if isinstance(bundle, DeploymentBundle) else DeploymentBundle.open(bundle)
     m = b.manifest
     register_bundle_space(b)
-    dev = device or get_device(m.device["name"], threads=m.device["threads"])
+    dev = device or get_device(m.device["name"], threads=m.device["threads"],
+                               precision=m.device.get("precision", "fp32"))
     split = bundle_data(m, data, data_options).split(m.accuracy.split)
     lat = m.latency
     ev = DeviceEvaluator(dev, split, m.preprocess["resolution"], {lat.reference: lat.reference_ms})

@@ -33,9 +33,7 @@ def run(cfg: QuickstartConfig, progress: Say | None = None) -> dict[str, Any]:
     budget = cfg.latency_budget_ms if cfg.latency_budget_ms is not None else median_budget(prof, cfg.space, dm, say)
     front, best = search_step(cfg, prof, out / "search", budget, model_name, say)
     timings["search_s"], t = time.time() - t, time.time()
-    say(f"[4/5] exporting {best.arch.to_str()} with a searched mixed-precision policy")
-    bundle = jobs.export(out=out / "bundle", run=out / "search", device=cfg.device, threads=cfg.threads,
-                         precision="mixed", max_accuracy_drop=cfg.max_accuracy_drop, overwrite=True, progress=say)
+    bundle, choice = export_step(cfg, out, best, say)
     timings["export_s"], t = time.time() - t, time.time()
     check = jobs.verify(bundle=bundle.path)
     timings["verify_s"] = time.time() - t
@@ -43,7 +41,7 @@ def run(cfg: QuickstartConfig, progress: Say | None = None) -> dict[str, Any]:
         f"{'ok' if check.latency.ok else 'MISMATCH'} ({check.latency.diff:+.1%})")
     timings["total_s"] = time.time() - t0
     summary = summarize(cfg, profile_note, best, budget, bundle, check, ev["models"][model_name], timings)
-    summary["calibration"] = dm.note
+    summary["calibration"], summary["choice"] = dm.note, choice
     summary["report"] = str(report_step(out, summary, front, ev, plots, bundle))
     atomic_write_json(out / "quickstart.json", summary)
     return summary
@@ -144,6 +142,24 @@ def search_step(cfg: QuickstartConfig, prof, run_dir: Path, budget: float, model
         raise BudgetError(f"No subnet met {budget:g} ms when measured; see {run_dir} and try a larger "
                           "--latency-budget-ms.")
     return front, front.candidates[front.best]
+
+
+def export_step(cfg: QuickstartConfig, out: Path, best, say: Say):
+    """The bundle for the best measured runtime × precision policy here, and one line saying why."""
+    from hwnas.exporting.choose import installed_among
+    from hwnas.pipeline import jobs
+
+    devices = installed_among(cfg.export_devices)
+    say(f"[4/5] exporting {best.arch.to_str()}: every precision policy on {devices.replace(',', ', ')}, the fastest "
+        f"measured within {cfg.max_accuracy_drop:g} pts deployed")
+    bundle = jobs.export(out=out / "bundle", run=out / "search", device=devices, threads=cfg.threads,
+                         precision="mixed", max_accuracy_drop=cfg.max_accuracy_drop, overwrite=True,
+                         mixed_per_runtime=cfg.mixed_per_runtime, progress=lambda msg: say(f"      {msg}"))
+    m = bundle.manifest
+    choice = m.selection.get("reason") or (f"{m.device['name']} {m.policy_label}: the only runtime asked for, "
+                                           f"{m.latency.speedup_vs_fp32:.2f}x its FP32")
+    say(f"      deployed {choice}")
+    return bundle, choice
 
 
 def summarize(cfg: QuickstartConfig, profile_note: str, best, budget: float, bundle, check, model_metrics,

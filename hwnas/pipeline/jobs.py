@@ -177,10 +177,25 @@ def export(config: ExportConfig | None = None, /, *, progress: Say | None = None
     cfg = configure(ExportConfig, config, fields)
     arch, predicted, predicted_for, parent = export_subject(cfg)
     data = open_dataset(cfg.data, arch.space, cfg.data_options) if cfg.data_options else cfg.data
-    dev = device_from(cfg.device, cfg.threads, cluster=cfg.cluster)
-    return build(arch, cfg.out, device=dev, precision=cfg.precision, max_accuracy_drop=cfg.max_accuracy_drop,
-                 checkpoint=cfg.checkpoint, data=data, predicted=predicted, predicted_for=predicted_for,
-                 overwrite=cfg.overwrite, lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress)
+    return build(arch, cfg.out, device=export_devices(cfg), precision=cfg.precision,
+                 max_accuracy_drop=cfg.max_accuracy_drop, checkpoint=cfg.checkpoint, data=data,
+                 predicted=predicted, predicted_for=predicted_for, overwrite=cfg.overwrite,
+                 lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress,
+                 float_precisions=cfg.float_precision, mixed_per_runtime=cfg.mixed_per_runtime)
+
+
+def export_devices(cfg: ExportConfig):
+    """The export's device, or the devices to choose among (``auto`` / a comma list)."""
+    from hwnas.errors import ConfigError
+    from hwnas.exporting.choose import device_names, is_choice
+
+    if is_choice(cfg.device):
+        return [device_from(n, cfg.threads, cluster=cfg.cluster) for n in device_names(cfg.device, cfg.threads)]
+    if len(cfg.float_precision) > 1:
+        raise ConfigError("One device runs one float precision: give one --float-precision, or --device auto / a "
+                          "comma list to try several.")
+    prec = {"precision": cfg.float_precision[0]} if cfg.float_precision else {}
+    return device_from(cfg.device, cfg.threads, cluster=cfg.cluster, **prec)
 
 
 def export_subject(cfg: ExportConfig):

@@ -6,6 +6,12 @@ wins, then the default. Layers are the ONNX node names the quantizer sees (e.g.
 expression (``re.fullmatch``). Each runtime's quantizer applies a policy through its own
 exclusion mechanism (ORT ``nodes_to_exclude``, NNCF ``IgnoredScope``).
 
+``fallback`` is the float precision of what an INT8 default leaves float (layers no quantizer
+touches: activations, pooling, SE multiplies): ``PrecisionPolicy("int8", fallback="bf16")`` is
+"INT8 with BF16 for the non-quantized layers". :meth:`PrecisionPolicy.floats` is every float
+precision a policy asks for; a runtime with one inference precision per model (OpenVINO) needs
+exactly one.
+
 The manifest is the typed record of a deployment bundle: written by build, read by verify,
 versioned JSON. Its ``files`` map covers every other file of the bundle; the bundle's
 ``manifest.sha256`` covers the manifest itself.
@@ -41,9 +47,12 @@ class PrecisionPolicy:
     default: str = "int8"
     rules: tuple[Rule, ...] = ()
     notes: dict = field(default_factory=dict, compare=False)
+    fallback: str = "fp32"
 
     def __post_init__(self) -> None:
-        for p in [self.default] + [r.precision for r in self.rules]:
+        if self.fallback == "int8":
+            raise ConfigError("A policy's fallback is the float precision of non-quantized layers: fp32, bf16 or fp16.")
+        for p in [self.default, self.fallback] + [r.precision for r in self.rules]:
             if p not in PRECISIONS:
                 raise ConfigError(f"Unknown precision '{p}'; use one of {', '.join(PRECISIONS)}.")
         for r in self.rules:
@@ -65,6 +74,28 @@ class PrecisionPolicy:
     def precisions(self) -> set[str]:
         return {self.default} | {r.precision for r in self.rules}
 
+    def floats(self) -> set[str]:
+        """The float precisions this policy runs layers in (the fallback where the default is INT8)."""
+        return ({self.fallback} if self.default == "int8" else {self.default}) | \
+            {r.precision for r in self.rules if r.precision != "int8"}
+
+    def float_precision(self) -> str:
+        """The one float precision of a policy for a runtime with one per model (raises if it mixes)."""
+        floats = self.floats()
+        if len(floats) != 1:
+            raise ConfigError(f"This policy mixes float precisions {', '.join(sorted(floats))}; this runtime runs "
+                              "every non-INT8 layer in one inference precision: keep one float precision besides int8.")
+        return next(iter(floats))
+
+    def label(self) -> str:
+        """Short name: ``fp32``, ``bf16``, ``int8``, ``int8+bf16`` (all INT8, BF16 elsewhere), ``mixed int8/bf16``."""
+        floats = "/".join(sorted(self.floats()))
+        if "int8" not in self.precisions():
+            return floats
+        if self.default == "int8" and not self.rules:
+            return "int8" if floats == "fp32" else f"int8+{floats}"
+        return f"mixed int8/{floats}"
+
     def summary(self, layers: Iterable[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for n in layers:
@@ -75,7 +106,7 @@ class PrecisionPolicy:
     def to_dict(self) -> dict:
         return {"schema_version": POLICY_SCHEMA_VERSION, "default": self.default,
                 "rules": [{"pattern": r.pattern, "precision": r.precision} for r in self.rules],
-                "notes": dict(self.notes)}
+                "fallback": self.fallback, "notes": dict(self.notes)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PrecisionPolicy:
@@ -84,7 +115,7 @@ class PrecisionPolicy:
             raise ConfigError(f"Precision policy schema_version {v} is not {POLICY_SCHEMA_VERSION}; re-create the "
                               "policy with this hwnas version.")
         return cls(d["default"], tuple(Rule(r["pattern"], r["precision"]) for r in d.get("rules", [])),
-                   dict(d.get("notes", {})))
+                   dict(d.get("notes", {})), d.get("fallback", "fp32"))
 
     def save(self, path: str | os.PathLike) -> Path:
         from hwnas.fileio import atomic_write_json
@@ -181,6 +212,9 @@ class DeploymentManifest:
     memory: MemoryReport
     policy_search: list[dict[str, Any]] = field(default_factory=list)
     lineage: dict[str, Any] = field(default_factory=dict)
+    policy_label: str = ""  # fp32, bf16, int8, int8+bf16, mixed int8/bf16
+    runtime_precisions: dict[str, Any] = field(default_factory=dict)  # what ran, per layer (runtime's own graph)
+    selection: dict[str, Any] = field(default_factory=dict)  # runtimes × policies tried, when several were
     files: dict[str, str] = field(default_factory=dict)
     created: str = ""
 
