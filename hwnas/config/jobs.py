@@ -106,6 +106,9 @@ class ExportConfig(Config):
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
     overwrite: bool = option(False, "Replace an existing bundle at --out.")
+    tune_minutes: float = option(0.0, "Meta-schedule tuning time for a compiler backend (tvm-llvm), in minutes; "
+                                      "tasks already in the tuning database (user cache) are reused, not tuned "
+                                      "again. 0: untuned.")
     cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
                                           "default: RAY_ADDRESS).")
 

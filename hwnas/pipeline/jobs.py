@@ -175,10 +175,28 @@ def export(config: ExportConfig | None = None, /, *, progress: Say | None = None
 
     cfg = configure(ExportConfig, config, fields)
     arch, predicted, predicted_for, parent = export_subject(cfg)
-    dev = device_from(cfg.device, cfg.threads, cluster=cfg.cluster)
+    dev = device_from(cfg.device, cfg.threads, tuning_options(cfg.device, cfg.tune_minutes), cluster=cfg.cluster)
+    if cfg.tune_minutes and progress is not None:
+        from hwnas.devices.tvm_tune import throttled
+
+        dev.tune_progress = throttled(progress)
     return build(arch, cfg.out, device=dev, precision=cfg.precision, max_accuracy_drop=cfg.max_accuracy_drop,
                  checkpoint=cfg.checkpoint, data=cfg.data, predicted=predicted, predicted_for=predicted_for,
                  overwrite=cfg.overwrite, lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress)
+
+
+def tuning_options(device: str, minutes: float) -> dict[str, Any]:
+    """Device options asking ``device`` to tune its compiled builds for ``minutes`` (none for 0)."""
+    if not minutes:
+        return {}
+    from hwnas.devices import device_class, is_remote
+    from hwnas.errors import ConfigError
+
+    backend = device.split("@")[0]
+    if minutes < 0 or not (is_remote(device) or getattr(device_class(backend), "tunable", False)):
+        raise ConfigError(f"--tune-minutes {minutes} needs a positive time and a compiling backend (tvm-llvm); "
+                          f"'{device}' runs models as they are. Drop --tune-minutes or use --device tvm-llvm.")
+    return {"tune_minutes": minutes}
 
 
 def export_subject(cfg: ExportConfig):
