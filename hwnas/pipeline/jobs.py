@@ -113,6 +113,7 @@ def profile_device(prof, name: str | None = None, threads: int | None = None):
 def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None = None, **fields: Any):
     """Profile a device for each space of the config into its profile directory (resumable); with
     ``few_shot``, from a few measurements and the ``from_profiles`` of other devices."""
+    from hwnas.profiling.precision import in_precision
     from hwnas.profiling.profiler import ProfileReport, ProfileSettings, open_or_create, smoke_timings
 
     cfg = configure(ProfileConfig, config, fields)
@@ -129,6 +130,7 @@ def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None
     try:
         for ps in plans:
             build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
+            build_model = in_precision(dev, build_model)  # INT8 rows: models quantized before timing
             if cfg.few_shot:
                 from hwnas.profiling.few_shot import few_shot_profile
 
@@ -138,8 +140,9 @@ def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None
                                     "weights": weights}
                 continue
             bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
-            spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops
-                                              else None, bar, note=f"weights: {weights}", config=cfg.to_dict()),
+            build_layer = in_precision(dev, layer_builder(dev.batch_size) if ps.ops else None)
+            spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, build_layer, bar,
+                                              note=f"weights: {weights}", config=cfg.to_dict()),
                                 "weights": weights}
     finally:
         dev.close()  # a remote device releases its boards
