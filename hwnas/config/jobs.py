@@ -87,6 +87,17 @@ class SearchConfig(Config):
                                                "(e.g. 0.95, from the model's prediction intervals).")
     cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
                                           "default: RAY_ADDRESS).")
+    joint_precision: bool = option(False, "Search each block's precision (INT8/FP32) with the architecture; "
+                                          "needs --latency-budget-ms and --int8-profile; the best pair is "
+                                          "exported as a bundle in the run directory.")
+    int8_profile: Optional[Path] = option(None, "With --joint-precision: a profile of the same device made with "
+                                                "'hwnas profile --precision int8' (its block table prices INT8 "
+                                                "blocks; --profile's block table the FP32 ones).")
+    sensitivity: Optional[Path] = option(None, "With --joint-precision: per-block sensitivities (JSON) of an "
+                                               "earlier run (default: measured now on the super-network and "
+                                               "saved as sensitivity.json in the run directory).")
+    sensitivity_subnets: int = option(3, "With --joint-precision: full-depth subnets whose blocks are quantized "
+                                         "one at a time to measure sensitivities.")
 
 
 @dataclass(frozen=True)

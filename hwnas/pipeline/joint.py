@@ -25,7 +25,7 @@ class PairEvaluator:
     super-network (BN recalibrated) once, quantized by the device's quantizer under the pair's policy."""
 
     def __init__(self, space: str, device, checkpoint=None, data: str | None = None, val_images: int = 1000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, test_images: int | None = None) -> None:
         from hwnas.datasets import get_dataset
         from hwnas.exporting.evaluate import DeviceEvaluator
 
@@ -33,6 +33,7 @@ class PairEvaluator:
         self.ds = get_dataset(data, space)
         self.train, val, self.test = self.ds.splits("train", "val", "test")
         self.val = val.sample(val_images, seed)
+        self.test = self.test if test_images is None else self.test.sample(test_images, seed)
         self.work = Path(tempfile.mkdtemp(prefix="hwnas-joint-"))
         self._fp32: dict[str, tuple[Path, Any]] = {}
         self.scale: dict[str, float] = {}
@@ -158,3 +159,66 @@ def pair_from_bundle(path: Path) -> QuantArch:
     b = DeploymentBundle.open(path)  # refuses a bundle whose manifest or files were edited
     m = b.manifest
     return QuantArch.from_policy(ArchConfig.parse(m.arch, m.space), PrecisionPolicy.load(b.file(m.policy)))
+
+
+def run(cfg, progress: Say | None = None):
+    """``hwnas search --joint-precision``: a run directory (``front.json`` of the verified pairs,
+    ``joint.json`` with their policies, ``sensitivity.json``) and a bundle of the best pair."""
+    from hwnas.pipeline.jobs import profile_device, quiet_torch
+    from hwnas.pipeline.predictors import device_latency_model
+    from hwnas.profiles import DeviceProfile
+    from hwnas.searching.joint import Evolution
+
+    say = progress or (lambda msg: None)
+    check_joint(cfg)
+    source, int8 = DeviceProfile.open(cfg.profile), DeviceProfile.open(cfg.int8_profile)
+    source.check_space(cfg.space)
+    dev = profile_device(source, cfg.device, cfg.threads)
+    dm = device_latency_model(source, cfg.space, dev, cfg.checkpoint, cfg.latency_model, cfg.calibrate, say)
+    lat = pair_latency(dm.model, source, int8, cfg.space)
+    quiet_torch()
+    pe = PairEvaluator(cfg.space, dev, cfg.checkpoint, cfg.data, seed=cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        qp = quant_predictor(cfg.space, pe, cfg.accuracy_predictor, cfg.sensitivity, cfg.sensitivity_subnets,
+                             out=out / "sensitivity.json", say=say)
+        verified = search_pairs(cfg.space, qp, lat, cfg.latency_budget_ms, pe.latency,
+                                Evolution(cfg.pop_size, cfg.generations, seed=cfg.seed), None, True, cfg.top_k,
+                                cfg.max_measurements, say)
+        front = save_joint_run(cfg, verified, dev, dm)
+        if verified and verified[0].meets_budget:
+            export_pair(pe, verified[0].pair, out / "bundle", overwrite=True,
+                        lineage={"parent": {"kind": "run", "path": str(out)}}, say=say)
+    finally:
+        pe.close()
+    return front
+
+
+def check_joint(cfg) -> None:
+    from hwnas.errors import ConfigError
+
+    if cfg.latency_budget_ms is None or cfg.int8_profile is None:
+        raise ConfigError("--joint-precision needs --latency-budget-ms MS and --int8-profile DIR (a profile made "
+                          "with 'hwnas profile --precision int8 --space SPACE --out DIR').")
+    if set(cfg.objectives) != {"accuracy", "latency"} or cfg.memory_budget_mb or cfg.energy_budget_mj:
+        raise ConfigError("--joint-precision searches accuracy and latency only: drop the other objectives/budgets.")
+
+
+def save_joint_run(cfg, verified, dev, dm):
+    """front.json (pairs as candidates: predicted objectives, measured latency) + joint.json (the policies)."""
+    from hwnas.fileio import atomic_write_json
+    from hwnas.searching.run_dir import save_run
+    from hwnas.types import Candidate, ParetoFront
+
+    cands = tuple(Candidate(v.pair.arch, {"accuracy_top1": v.predicted_top1, "latency_ms": v.predicted_ms},
+                            v.meets_budget, {"latency_ms": v.measured_ms}) for v in verified)
+    best = 0 if verified and verified[0].meets_budget else None
+    front = ParetoFront(cfg.space, cands, {"accuracy_top1": "max", "latency_ms": "min"},
+                        {"latency_ms": cfg.latency_budget_ms}, best,
+                        {"joint_precision": [v.to_dict() for v in verified], "device_id": dev.spec().id(),
+                         "calibration": dm.note, "lineage": {"config": cfg.to_dict()}})
+    save_run(cfg.out, front, cfg.to_dict())
+    atomic_write_json(Path(cfg.out) / "joint.json", [{**v.to_dict(), "policy": v.pair.policy().to_dict()}
+                                                      for v in verified])
+    return front
