@@ -95,3 +95,16 @@ def get_space_arch(r):
 
     sp = get_space("fmnist-mbv3")
     return sp.arch(5, 3, 2, r)
+
+
+def test_joint_precision_needs_a_budget_and_an_int8_profile(tmp_path):
+    from hwnas.config import SearchConfig
+    from hwnas.errors import ConfigError
+    from hwnas.pipeline.joint import check_joint
+
+    cfg = SearchConfig(space="fmnist-mbv3", profile=tmp_path, out=tmp_path / "run", joint_precision=True)
+    with pytest.raises(ConfigError, match="--int8-profile"):
+        check_joint(cfg)
+    with pytest.raises(ConfigError, match="accuracy and latency only"):
+        check_joint(cfg.replace(latency_budget_ms=1.0, int8_profile=tmp_path, objectives=("accuracy", "memory")))
+    check_joint(cfg.replace(latency_budget_ms=1.0, int8_profile=tmp_path))

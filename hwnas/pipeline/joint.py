@@ -117,18 +117,34 @@ def pair_latency(fp32_model, fp32_profile, int8_profile, space: str):
 
 
 def search_pairs(space: str, qp, lat, budget_ms: float, measure, ev, resolutions, precision: bool = True,
-                 top_k: int = 3, max_measurements: int = 12, say: Say | None = None):
-    """Joint (or FP32-only, ``precision=False``) evolution, then the closed loop on the device."""
+                 top_k: int = 3, max_measurements: int = 12, say: Say | None = None, rounds: int = 2):
+    """Joint (or FP32-only, ``precision=False``) evolution, then the closed loop on the device; in
+    later rounds the evolution runs again on the latency model rescaled to what was measured (a
+    block table summed in isolation overestimates a fused subnet), spending what is left of
+    ``max_measurements``. Returns every measured pair, those meeting the budget first."""
+    from dataclasses import replace
+
     from hwnas.searching.joint import evolve, verify
 
-    state = {"lat": lat}
+    state, done = {"lat": lat}, []
 
     def rescore(pairs, measured):
-        state["lat"] = lat.rescaled(pairs, measured)
+        state["lat"] = lat.rescaled([v.pair for v in done] + list(pairs), [v.measured_ms for v in done] + list(measured))
         return state["lat"].predict
 
-    ranked = evolve(space, qp.predict, lambda ps: state["lat"].predict(ps), budget_ms, ev, resolutions, precision)
-    return verify(ranked, measure, budget_ms, top_k, max_measurements, rescore, say)
+    for rnd in range(rounds):
+        left = max_measurements - len(done)
+        if left <= 0:
+            break
+        seen = {v.pair.key() for v in done}
+        ranked = [x for x in evolve(space, qp.predict, lambda ps: state["lat"].predict(ps), budget_ms,
+                                    replace(ev, seed=ev.seed + 1000 * rnd), resolutions, precision)
+                  if x[0].key() not in seen]
+        k = top_k if rnd == rounds - 1 else max(1, top_k // 2)
+        done += verify(ranked, measure, budget_ms, k, left if rnd == rounds - 1 else max(1, left // 2), rescore, say)
+        state["lat"] = lat.rescaled([v.pair for v in done], [v.measured_ms for v in done])
+    ok = sorted((v for v in done if v.meets_budget), key=lambda v: -v.predicted_top1)
+    return ok + [v for v in done if not v.meets_budget]
 
 
 def export_pair(pe: PairEvaluator, pair: QuantArch, out: Path, overwrite: bool = False,
