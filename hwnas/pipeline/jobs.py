@@ -156,7 +156,10 @@ def measure_archs(prof, archs, kind: str = "search", checkpoint: str | os.PathLi
     dev = device or profile_device(prof)
     measure = profiler_for(dev)[1]
     quiet_torch()
-    builders = {sp: subnet_builder(sp, checkpoint, dev.batch_size)[0] for sp in {a.space for a in archs}}
+    from hwnas.profiling.precision import in_precision
+
+    builders = {sp: in_precision(dev, subnet_builder(sp, checkpoint, dev.batch_size)[0])
+                for sp in {a.space for a in archs}}  # an INT8 device times quantized subnets
     return measure(prof, archs, lambda a, p: builders[a.space](a, p), dev, kind=kind, progress=progress, **kwargs)
 
 

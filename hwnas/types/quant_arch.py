@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from hwnas.errors import ArchError
+from hwnas.registry import SPACES
 from hwnas.types.arch import ArchConfig, stable_hash
 from hwnas.types.deploy import PrecisionPolicy, Rule
 
 
 def active_blocks(arch: ArchConfig) -> list[tuple[int, int]]:
     """``(position in the exported subnet, slot)`` of each active elastic block, in execution order."""
-    from hwnas.supernet.spaces import get_space
-
-    sp = get_space(arch.space)
+    sp = SPACES.get(arch.space)
     out, k = [], 1  # position 0 is the static first block
     for lo, depth in zip(sp.stage_offsets, arch.d):
         for j in range(depth):
