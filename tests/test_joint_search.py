@@ -47,7 +47,8 @@ def test_quant_arch_policy_round_trip():
 
 
 def test_sensitivity_predictor_ranks_held_out_pairs(setup):
-    """Predicted vs measured accuracy drop of held-out pairs (other subnets, multi-block policies)."""
+    """Predicted vs measured accuracy drop of held-out pairs (other subnets, multi-block policies), in
+    points of mean true-class probability (top-1 drops of INT8 here are within a few images)."""
     pe, qp, _ = setup
     from hwnas.supernet.spaces import get_space
 
@@ -57,9 +58,10 @@ def test_sensitivity_predictor_ranks_held_out_pairs(setup):
     for _ in range(2):
         a = sp.sample(rng, [R])
         pairs += [QuantArch(a, tuple(rng.random(sp.n_slots) < f)) for f in (0.25, 0.6, 1.01)]
-    measured = np.array([pe.accuracy(QuantArch.fp32(p.arch)) - pe.accuracy(p) for p in pairs])
+    measured = np.array([pe.confidence(QuantArch.fp32(p.arch)) - pe.confidence(p) for p in pairs])
     predicted = qp.drop(pairs)
     rho = spearmanr(predicted, measured).statistic
+    print(f"held-out pairs: Spearman {rho:.3f} predicted vs measured drop; measured {np.round(measured, 2)}")
     assert np.isfinite(rho) and rho > 0.3, (rho, predicted, measured)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def quantize_model(device, fp32: str | Path, out: str | Path, policy: PrecisionP
     """``fp32`` quantized by ``device``'s own quantizer under ``policy``, written at ``out`` (the
     quantizer's suffix; in place of ``fp32`` when ``out`` is the same path)."""
     fp32, out = Path(fp32), Path(out)
-    with tempfile.TemporaryDirectory(prefix="hwnas-precision-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hwnas-precision-") as tmp, quiet_ort():
         src = Path(tmp) / "fp32.onnx"
         shutil.copyfile(fp32, src)
         q = device.quantizer(src, Path(tmp), random_calibration(src, seed=seed) if calibration is None
@@ -58,6 +59,21 @@ def quantize_model(device, fp32: str | Path, out: str | Path, policy: PrecisionP
                               f"'{out.suffix}' models. Profile INT8 on onnxruntime-cpu.")
         shutil.copyfile(built, out)
     return out
+
+
+@contextmanager
+def quiet_ort():
+    """ONNX Runtime's warnings off while quantizing (one 'removing initializer' line per layer otherwise)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        yield
+        return
+    ort.set_default_logger_severity(3)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)
 
 
 def in_precision(device, build: Callable[[Any, Path], Any] | None, seed: int = 0):

@@ -25,9 +25,11 @@ from hwnas.types.quant_arch import QuantArch
 FORMAT = "hwnas-quant-sensitivity"
 
 
-def sensitivity_plan(space: str, n_subnets: int, resolution: int, seed: int = 0) -> list[QuantArch]:
+def sensitivity_plan(space: str, n_subnets: int, resolution: int, seed: int = 0, mixed: int = 4) -> list[QuantArch]:
     """The pairs to measure: ``n_subnets`` random full-depth subnets at ``resolution``, each with one
-    INT8 block per slot (plus the FP32 subnet itself first)."""
+    INT8 block per slot, and ``mixed`` random policies with about half the blocks INT8 (single-block
+    drops are often below one validation image; drops of many blocks together are not, and the
+    ridge fit shares them out over the slots), after the FP32 subnet itself."""
     from hwnas.supernet.spaces import get_space
 
     sp = get_space(space)
@@ -38,6 +40,7 @@ def sensitivity_plan(space: str, n_subnets: int, resolution: int, seed: int = 0)
         a = sp.arch(a.ks, a.e, max(sp.depth_choices), resolution)
         out.append(QuantArch.fp32(a))
         out += [QuantArch(a, tuple(i == s for i in range(sp.n_slots))) for s in range(sp.n_slots)]
+        out += [QuantArch(a, tuple(rng.random(sp.n_slots) < 0.5)) for _ in range(mixed)]
     return out
 
 
