@@ -35,6 +35,13 @@ def search_cmd(cfg: SearchConfig, out: Output) -> None:
         out.print(f"best under budget: {b.arch.to_str()}  (#{front.best}; measured: {meas})")
     else:
         out.print("no subnet met the budget as measured within the measurement budget")
+    pairs = front.meta.get("joint_precision")
+    if pairs:
+        if front.best is not None:
+            out.print(f"best pair (arch | per-block precision): {pairs[front.best]['pair_str']}; "
+                      f"bundle: {cfg.out}/bundle")
+        out.print(f"wrote {cfg.out}/front.json, joint.json (each pair's policy), sensitivity.json")
+        return
     out.print(f"wrote {cfg.out}/front.json, front.parquet, config.json, pareto plots; the closed loop's "
               f"measurements are in {cfg.out}/profile")
 

@@ -88,6 +88,17 @@ class SearchConfig(Config):
                                                "(e.g. 0.95, from the model's prediction intervals).")
     cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
                                           "default: RAY_ADDRESS).")
+    joint_precision: bool = option(False, "Search each block's precision (INT8/FP32) with the architecture; "
+                                          "needs --latency-budget-ms and --int8-profile; the best pair is "
+                                          "exported as a bundle in the run directory.")
+    int8_profile: Optional[Path] = option(None, "With --joint-precision: a profile of the same device made with "
+                                                "'hwnas profile --precision int8' (its block table prices INT8 "
+                                                "blocks; --profile's block table the FP32 ones).")
+    sensitivity: Optional[Path] = option(None, "With --joint-precision: per-block sensitivities (JSON) of an "
+                                               "earlier run (default: measured now on the super-network and "
+                                               "saved as sensitivity.json in the run directory).")
+    sensitivity_subnets: int = option(3, "With --joint-precision: full-depth subnets whose blocks are quantized "
+                                         "one at a time to measure sensitivities.")
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,9 @@ class ExportConfig(Config):
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
     data_options: dict[str, str] = data_option()
     overwrite: bool = option(False, "Replace an existing bundle at --out.")
+    tune_minutes: float = option(0.0, "Meta-schedule tuning time for a compiler backend (tvm-llvm), in minutes; "
+                                      "tasks already in the tuning database (user cache) are reused, not tuned "
+                                      "again. 0: untuned.")
     cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
                                           "default: RAY_ADDRESS).")
 

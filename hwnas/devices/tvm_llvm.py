@@ -3,8 +3,11 @@
 ``load`` imports an ONNX file with the Relax ONNX frontend, compiles it for the host target
 (``llvm`` with this CPU's ``mcpu``, so AVX-512/VNNI are used where present) and runs it in the
 Relax virtual machine; a compiled shared library (``.so`` written by :meth:`compile_artifact`)
-loads directly. Compilation is untuned (seconds); meta-schedule tuning is not run here — it
-takes minutes per model, and its stock builder times out on small machines.
+loads directly. Compilation is untuned (seconds) unless the device options ask for
+meta-schedule tuning (``tune_minutes`` and / or ``tune_trials`` per task; ``tuning_db``: the
+database root, default hwnas's user cache): then the tasks the tuning database lacks are tuned in
+process (:mod:`hwnas.devices.tvm_tune`) and the build applies the database's best schedules, so a
+profile or a bundle measured with ``--option tune_minutes=5`` times tuned builds.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from hwnas.devices.base import Artifact, Device, LoadedModel, onnx_input_shape, random_input
-from hwnas.errors import DeviceError
+from hwnas.errors import ConfigError, DeviceError
+from hwnas.types import Progress
 
 
 def host_target(threads: int):
@@ -56,10 +60,17 @@ class TVMLLVM(Device):
     name = "tvm-llvm"
     runtime = "tvm"
     extra = "tvm"
-    description = "Apache TVM (Relax), compiled for the host CPU with LLVM (untuned)"
+    description = "Apache TVM (Relax), compiled for the host CPU with LLVM (meta-schedule tuning optional)"
+    tunable = True
 
-    def __init__(self, threads: int = 1, precision: str = "fp32", batch_size: int = 1, **options: Any) -> None:
-        super().__init__(threads, precision, batch_size, **options)
+    def __init__(self, threads: int = 1, precision: str = "fp32", batch_size: int = 1, tune_minutes: float = 0.0,
+                 tune_trials: int = 0, tuning_db: str = "", **options: Any) -> None:
+        super().__init__(threads, precision, batch_size, tune_minutes=float(tune_minutes),
+                         tune_trials=int(tune_trials), tuning_db=str(tuning_db or ""), **options)
+        if float(tune_minutes) < 0 or int(tune_trials) < 0:
+            raise ConfigError(f"tune_minutes and tune_trials must be >= 0 (got {tune_minutes}, {tune_trials}).")
+        self.tune_progress: Progress | None = None  # progress(what, done, total) of tuning, set by the caller
+        self.last_tuning: dict[str, Any] | None = None  # what the last tuned compile did (TuneReport.to_dict())
         os.environ["TVM_NUM_THREADS"] = str(self.threads)
         import tvm
 
@@ -87,16 +98,37 @@ class TVMLLVM(Device):
 
         return f"{cpu_model()} ({host_target(self.threads).attrs.get('mcpu', 'generic')})"
 
+    @property
+    def tuned(self) -> bool:
+        return float(self.options["tune_minutes"]) > 0 or int(self.options["tune_trials"]) > 0
+
     def compile(self, onnx_path: Path):
         import onnx
         import tvm
         from tvm.relax.frontend.onnx import from_onnx
 
+        target = host_target(self.threads)
         try:
             mod = from_onnx(onnx.load(str(onnx_path)), keep_params_in_input=False)
-            return tvm.compile(mod, target=host_target(self.threads))
+            if not self.tuned:
+                return tvm.compile(mod, target=target)
         except Exception as exc:  # TVM raises its own error types for unsupported graphs
             raise DeviceError(f"TVM cannot compile '{onnx_path.name}': {str(exc).splitlines()[0][:300]}") from None
+        return self._compile_tuned(mod, target, onnx_path)
+
+    def _compile_tuned(self, mod, target, onnx_path: Path):
+        from hwnas.devices import tvm_tune
+
+        mod = tvm_tune.prepare(mod)
+        db, report = tvm_tune.tune(mod, target, minutes=float(self.options["tune_minutes"]),
+                                   trials=int(self.options["tune_trials"]),
+                                   database_root=self.options["tuning_db"] or None, progress=self.tune_progress)
+        self.last_tuning = report.to_dict()
+        try:
+            return tvm_tune.compile_tuned(mod, target, db)
+        except Exception as exc:  # TVM's own error types
+            raise DeviceError(f"TVM cannot compile '{onnx_path.name}' with its tuning records: "
+                              f"{str(exc).splitlines()[0][:300]}") from None
 
     def load(self, path: str | os.PathLike) -> TVMModel:
         import tvm
@@ -118,4 +150,6 @@ class TVMLLVM(Device):
         out.parent.mkdir(parents=True, exist_ok=True)
         self.compile(model).export_library(str(out))
         out.with_suffix(".shape").write_text(",".join(str(d) for d in onnx_input_shape(model)))
-        return Artifact(self.runtime, "tvm/model.so", f"TVM Relax library for {host_target(self.threads)} (untuned)")
+        how = (f"tuned: {self.last_tuning['tasks']} tasks, {self.last_tuning['reused']} reused from the database, "
+               f"{self.last_tuning['trials']} trials" if self.tuned and self.last_tuning else "untuned")
+        return Artifact(self.runtime, "tvm/model.so", f"TVM Relax library for {host_target(self.threads)} ({how})")

@@ -113,6 +113,7 @@ def profile_device(prof, name: str | None = None, threads: int | None = None):
 def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None = None, **fields: Any):
     """Profile a device for each space of the config into its profile directory (resumable); with
     ``few_shot``, from a few measurements and the ``from_profiles`` of other devices."""
+    from hwnas.profiling.precision import in_precision
     from hwnas.profiling.profiler import ProfileReport, ProfileSettings, open_or_create, smoke_timings
 
     cfg = configure(ProfileConfig, config, fields)
@@ -129,6 +130,7 @@ def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None
     try:
         for ps in plans:
             build_model, weights = subnet_builder(ps.space, cfg.checkpoint, dev.batch_size)
+            build_model = in_precision(dev, build_model)  # INT8 rows: models quantized before timing
             if cfg.few_shot:
                 from hwnas.profiling.few_shot import few_shot_profile
 
@@ -138,8 +140,9 @@ def profile(config: ProfileConfig | None = None, /, *, progress: Progress | None
                                     "weights": weights}
                 continue
             bar = (lambda d, a, b, s=ps.space: progress(f"{s}: {d}", a, b)) if progress else None
-            spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, layer_builder(dev.batch_size) if ps.ops
-                                              else None, bar, note=f"weights: {weights}", config=cfg.to_dict()),
+            build_layer = in_precision(dev, layer_builder(dev.batch_size) if ps.ops else None)
+            spaces[ps.space] = {**run_profile(prof, dev, ps, build_model, build_layer, bar,
+                                              note=f"weights: {weights}", config=cfg.to_dict()),
                                 "weights": weights}
     finally:
         dev.close()  # a remote device releases its boards
@@ -153,7 +156,10 @@ def measure_archs(prof, archs, kind: str = "search", checkpoint: str | os.PathLi
     dev = device or profile_device(prof)
     measure = profiler_for(dev)[1]
     quiet_torch()
-    builders = {sp: subnet_builder(sp, checkpoint, dev.batch_size)[0] for sp in {a.space for a in archs}}
+    from hwnas.profiling.precision import in_precision
+
+    builders = {sp: in_precision(dev, subnet_builder(sp, checkpoint, dev.batch_size)[0])
+                for sp in {a.space for a in archs}}  # an INT8 device times quantized subnets
     return measure(prof, archs, lambda a, p: builders[a.space](a, p), dev, kind=kind, progress=progress, **kwargs)
 
 
@@ -177,25 +183,48 @@ def export(config: ExportConfig | None = None, /, *, progress: Say | None = None
     cfg = configure(ExportConfig, config, fields)
     arch, predicted, predicted_for, parent = export_subject(cfg)
     data = open_dataset(cfg.data, arch.space, cfg.data_options) if cfg.data_options else cfg.data
-    return build(arch, cfg.out, device=export_devices(cfg), precision=cfg.precision,
+    return build(arch, cfg.out, device=export_devices(cfg, progress), precision=cfg.precision,
                  max_accuracy_drop=cfg.max_accuracy_drop, checkpoint=cfg.checkpoint, data=data,
                  predicted=predicted, predicted_for=predicted_for, overwrite=cfg.overwrite,
                  lineage={"config": cfg.to_dict(), "parent": parent}, progress=progress,
                  float_precisions=cfg.float_precision, mixed_per_runtime=cfg.mixed_per_runtime)
 
 
-def export_devices(cfg: ExportConfig):
+def export_devices(cfg: ExportConfig, progress=None):
     """The export's device, or the devices to choose among (``auto`` / a comma list)."""
     from hwnas.errors import ConfigError
     from hwnas.exporting.choose import device_names, is_choice
 
     if is_choice(cfg.device):
+        if cfg.tune_minutes:
+            raise ConfigError("--tune-minutes tunes one compiling device: use it with --device tvm-llvm, not with "
+                              f"'{cfg.device}'.")
         return [device_from(n, cfg.threads, cluster=cfg.cluster) for n in device_names(cfg.device, cfg.threads)]
     if len(cfg.float_precision) > 1:
         raise ConfigError("One device runs one float precision: give one --float-precision, or --device auto / a "
                           "comma list to try several.")
     prec = {"precision": cfg.float_precision[0]} if cfg.float_precision else {}
-    return device_from(cfg.device, cfg.threads, cluster=cfg.cluster, **prec)
+    dev = device_from(cfg.device, cfg.threads, tuning_options(cfg.device, cfg.tune_minutes), cluster=cfg.cluster,
+                      **prec)
+    if cfg.tune_minutes and progress is not None:
+        from hwnas.devices.tvm_tune import throttled
+
+        dev.tune_progress = throttled(progress)
+    return dev
+
+
+def tuning_options(device: str, minutes: float) -> dict[str, Any]:
+    """Device options asking ``device`` to tune its compiled builds for ``minutes`` (none for 0)."""
+    if not minutes:
+        return {}
+    from hwnas.devices import device_class, is_remote
+    from hwnas.errors import ConfigError
+
+    backend = device.split("@")[0]
+    if minutes < 0 or not (is_remote(device) or getattr(device_class(backend), "tunable", False)):
+        raise ConfigError(f"--tune-minutes {minutes} needs a positive time and a compiling backend (tvm-llvm); "
+                          f"'{device}' runs models as they are. Drop --tune-minutes or use --device tvm-llvm.")
+    return {"tune_minutes": minutes}
 
 
 def export_subject(cfg: ExportConfig):

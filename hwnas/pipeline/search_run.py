@@ -29,6 +29,10 @@ def run(cfg: SearchConfig, progress: Say | None = None):
     from hwnas.searching.run_dir import save_run
     from hwnas.supernet.spaces import get_space
 
+    if cfg.joint_precision:  # architecture x per-block precision: its own composer
+        from hwnas.pipeline.joint import run as joint_run
+
+        return joint_run(cfg, progress)
     say = progress or (lambda msg: None)
     source = DeviceProfile.open(cfg.profile)
     source.check_space(cfg.space)

@@ -27,6 +27,8 @@ from hwnas.types.measurement import (
     utc_now,
 )
 
-__all__ = ["AccuracyReport", "ArchConfig", "Candidate", "Check", "DeploymentManifest", "DeviceSpec", "LatencyReport",
+from hwnas.types.quant_arch import QuantArch  # noqa: E402 - after the types it builds on
+
+__all__ = ["QuantArch", "AccuracyReport", "ArchConfig", "Candidate", "Check", "DeploymentManifest", "DeviceSpec", "LatencyReport",
            "LatencyStats", "MEASUREMENT_COLUMNS", "Measurement", "MemoryReport", "ParetoFront", "PrecisionPolicy",
            "Progress", "ReferenceRatio", "Rule", "SPREAD_LIMIT", "Say", "Verification", "stable_hash", "utc_now"]
