@@ -8,7 +8,7 @@ profile used on this machine (calibrated here first). Records each command's tra
 and wall time and the machine's load, and writes ``results/transcripts.{json,md}`` — the README
 quotes these files, so every transcript there names the machine it came from.
 
-    python benchmarks/transcripts.py [--budget-ms 0.16] [--device onnxruntime-cpu]
+    python benchmarks/transcripts.py [--budget-ms 0.16] [--device onnxruntime-cpu,openvino-cpu]
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget-ms", type=float, default=None,
                     help="Search budget (default: the median latency of the quick profile's subnets).")
-    ap.add_argument("--device", default="onnxruntime-cpu", help="Export device (e.g. auto).")
+    ap.add_argument("--device", default="onnxruntime-cpu,openvino-cpu",
+                    help="Export device, or a list / auto to choose among by measurement.")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
     from hwnas.devices.base import host_facts
