@@ -175,7 +175,7 @@ def search_pairs(space: str, qp, lat, budget_ms: float, measure, ev, resolutions
 def export_pair(pe: PairEvaluator, pair: QuantArch, out: Path, overwrite: bool = False,
                 lineage: dict | None = None, say: Say | None = None):
     """A deployment bundle of ``pair`` (its per-block policy in ``policy.json``), measured on the test split."""
-    from hwnas.exporting.build import Chosen, write_bundle
+    from hwnas.exporting.build import Chosen, Plan, write_bundle
     from hwnas.exporting.evaluate import DeviceEvaluator
     from hwnas.profiling.session import reference_latencies
     from hwnas.types import utc_now
@@ -185,9 +185,9 @@ def export_pair(pe: PairEvaluator, pair: QuantArch, out: Path, overwrite: bool =
     ev = DeviceEvaluator(pe.device, pe.test, pair.r, scale)
     fp32_top1, fp32_ms = ev.accuracy(fp32), ev.latency(fp32)
     chosen = Chosen(pe.model(pair), pair.policy(), [], q.weighted_layers() if pair.int8_slots() else [])
-    bundle = write_bundle(out, overwrite, pair.arch, pe.device, chosen, fp32, ev, fp32_top1, fp32_ms, "mixed", 0.0,
-                          {}, f"milliseconds of {pe.device.name} at {utc_now()}", "shipped", pe.ds.describe(),
-                          pe.test, {"joint_pair": pair.to_dict(), **(lineage or {})})
+    plan = Plan(pe.device, chosen, ev, fp32_top1, fp32_ms, {}, f"milliseconds of {pe.device.name} at {utc_now()}")
+    bundle = write_bundle(out, overwrite, pair.arch, plan, fp32, "mixed", 0.0, "shipped", pe.ds.describe(), pe.test,
+                          {"joint_pair": pair.to_dict(), **(lineage or {})})
     say and say(f"bundle of {pair.to_str()} written to {bundle.path}")
     return bundle
 
