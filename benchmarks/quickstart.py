@@ -6,7 +6,7 @@ its own) — through the real entry point, records each transcript, its wall tim
 whether the budget was met as measured and whether the bundle verified, and the machine's load.
 Writes ``results/quickstart.{json,md}``; the README quotes these files.
 
-    python benchmarks/quickstart.py
+    python benchmarks/quickstart.py [--runs reuse-shipped own-profile]
 """
 
 from __future__ import annotations
@@ -38,11 +38,15 @@ def run_once(args: list[str], workdir: Path) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--runs", nargs="*", default=["reuse-shipped", "own-profile"],
+                    help="Which runs (reuse-shipped: the default command; own-profile: --no-reuse-shipped).")
     args = ap.parse_args(argv)
     from hwnas.devices.base import host_facts
 
     runs = {}
     for name, extra in (("reuse-shipped", []), ("own-profile", ["--no-reuse-shipped"])):
+        if name not in args.runs:
+            continue
         with tempfile.TemporaryDirectory(prefix="hwnas-qs-") as tmp:
             load = os.getloadavg()
             r = run_once(extra, Path(tmp))
