@@ -115,7 +115,9 @@ def find_fresh(prof: DeviceProfile, space: str, device: Device) -> Calibration |
         rec = Calibration.from_dict(json.loads(p.read_text()))
     except (json.JSONDecodeError, ProfileError, TypeError):
         return None
-    return rec if rec.fresh_for(prof, device) else None
+    # a calibration that held poorly (a loaded machine) is measured again rather than served for a day
+    held = rec.summary.get("loo_within_10", 1.0) >= POOR_LOO
+    return rec if held and rec.fresh_for(prof, device) else None
 
 
 def measured_here(prof: DeviceProfile, device: Device) -> bool:
