@@ -61,7 +61,7 @@ def predict_cmd(cfg: PredictConfig, out: Output) -> None:
         out.print(f"{r['arch']}: latency {r['latency_ms']:.3f} ms{interval_text(r)} ({r['models']['latency_ms']})"
                   + "".join(f", {t} {r[t]:.3f} ({r['models'][t]}, the profile's figure)" for t in r["models"]
                             if t != "latency_ms" and t in r))
-    if rows[0]["calibration"] not in said:
+    if not any(line.startswith(rows[0]["calibration"]) for line in said):
         out.print(f"[dim]{rows[0]['calibration']}[/dim]")
 
 

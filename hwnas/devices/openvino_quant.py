@@ -39,12 +39,17 @@ def quantize(onnx_path: str | os.PathLike, out_xml: str | os.PathLike, policy: P
     names = [op.get_friendly_name() for op in model.get_ops()]
     ignored = [n for n in names if policy.precision_for(n) != "int8" and _quantizable(n)]
     items = [calibration[i:i + batch].astype(np.float32) for i in range(0, len(calibration) - batch + 1, batch)]
-    q = nncf.quantize(
-        model, nncf.Dataset(items),
-        preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
-        subset_size=len(items),
-        ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
-    )
+    import contextlib
+    import io
+
+    # NNCF draws its own progress bars on stdout whatever its log level; hwnas reports progress itself
+    with contextlib.redirect_stdout(io.StringIO()):
+        q = nncf.quantize(
+            model, nncf.Dataset(items),
+            preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
+            subset_size=len(items),
+            ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
+        )
     out = Path(out_xml)
     out.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(q, str(out), compress_to_fp16=False)
