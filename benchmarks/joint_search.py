@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> dict:
     dev = get_device("onnxruntime-cpu")
     pe = PairEvaluator(a.space, dev, val_images=a.val_images, test_images=a.test_images)
     t0 = time.perf_counter()
-    qp = quant_predictor(a.space, pe, n_subnets=a.sensitivity_subnets, resolution=a.resolution, say=say)
+    from hwnas.searching.accuracy import load_accuracy_predictor
+
+    qp = quant_predictor(a.space, pe, load_accuracy_predictor(a.space, data=pe.ds), n_subnets=a.sensitivity_subnets,
+                         resolution=a.resolution, say=say)
     t_sens = time.perf_counter() - t0
     sp = get_space(a.space)
     rng = np.random.default_rng(123)

@@ -135,3 +135,18 @@ def randomize_(net, seed: int = 0, arch=None):
 @pytest.fixture
 def cpu_threads():
     return int(os.environ.get("HWNAS_TEST_THREADS", "1"))
+
+
+def random_folder(root, classes=("a", "b", "c"), n=4, seed=2):
+    """A tiny ImageNet-layout folder (``train/``, ``val/``) of random RGB PNGs, one per seed."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for s in ("train", "val"):
+        for c in classes:
+            (root / s / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (36, 40, 3), dtype=np.uint8)).save(root / s / c / f"{i}.png")
+    return root
+

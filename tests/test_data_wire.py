@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import random_folder
 from typer.testing import CliRunner
 
 from hwnas.cli import app
@@ -43,16 +43,6 @@ def refused(*args) -> str:
     msg = str(r.exception)
     assert msg and "\n" not in msg, msg
     return msg
-
-
-def random_folder(root, classes=("a", "b", "c"), n=4, seed=2):
-    rng = np.random.default_rng(seed)
-    for s in ("train", "val"):
-        for c in classes:
-            (root / s / c).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (36, 40, 3), dtype=np.uint8)).save(root / s / c / f"{i}.png")
-    return root
 
 
 # --------------------------------------------------------------------------- derived spaces by name

@@ -110,3 +110,21 @@ def test_joint_precision_needs_a_budget_and_an_int8_profile(tmp_path):
     with pytest.raises(ConfigError, match="accuracy and latency only"):
         check_joint(cfg.replace(latency_budget_ms=1.0, int8_profile=tmp_path, objectives=("accuracy", "memory")))
     check_joint(cfg.replace(latency_budget_ms=1.0, int8_profile=tmp_path))
+
+
+def test_joint_search_refuses_data_its_predictor_was_not_fitted_on(tmp_path):
+    """--joint-precision goes through the same data check as every search, before anything is measured."""
+    import json
+
+    from hwnas.errors import ConfigError
+    from hwnas.pipeline import search
+    from hwnas.searching.accuracy import shipped_predictor
+
+    d = json.loads(shipped_predictor("fmnist-mbv3").read_text())
+    d["dataset"] = {"name": "image-folder", "fingerprint": "0123456789abcdef"}  # fitted on other data
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match="0123456789abcdef"):
+        search(space="fmnist-mbv3", profile=tmp_path / "no-profile", int8_profile=tmp_path / "no-int8-profile",
+               joint_precision=True, latency_budget_ms=1.0, accuracy_predictor=other, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

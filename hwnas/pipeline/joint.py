@@ -24,13 +24,13 @@ class PairEvaluator:
     """Accuracy and latency of (arch, policy) pairs on a device: each subnet extracted from the trained
     super-network (BN recalibrated) once, quantized by the device's quantizer under the pair's policy."""
 
-    def __init__(self, space: str, device, checkpoint=None, data: str | None = None, val_images: int = 1000,
+    def __init__(self, space: str, device, checkpoint=None, data=None, val_images: int = 1000,
                  seed: int = 0, test_images: int | None = None) -> None:
-        from hwnas.datasets import get_dataset
+        from hwnas.datasets import open_dataset
         from hwnas.exporting.evaluate import DeviceEvaluator
 
         self.space, self.device, self.checkpoint = space, device, checkpoint
-        self.ds = get_dataset(data, space)
+        self.ds = open_dataset(data, space)  # a name, a folder, or a dataset already open
         self.train, val, self.test = self.ds.splits("train", "val", "test")
         self.val = val.sample(val_images, seed)
         self.test = self.test if test_images is None else self.test.sample(test_images, seed)
@@ -117,14 +117,13 @@ def measure_sensitivity(pe: PairEvaluator, n_subnets: int, resolution: int, seed
     return records
 
 
-def quant_predictor(space: str, pe: PairEvaluator, fp32_predictor_path=None, sensitivity: Path | None = None,
+def quant_predictor(space: str, pe: PairEvaluator, fp32, sensitivity: Path | None = None,
                     n_subnets: int = 3, resolution: int | None = None, out: Path | None = None, say: Say | None = None):
-    """The quantization-aware predictor: from ``sensitivity`` (a saved file) or measured now (saved at ``out``)."""
-    from hwnas.searching.accuracy import load_accuracy_predictor
+    """The quantization-aware predictor over the FP32 predictor ``fp32``: from ``sensitivity`` (a saved
+    file) or measured now (saved at ``out``)."""
     from hwnas.searching.quant_accuracy import QuantAccuracyPredictor
     from hwnas.supernet.spaces import get_space
 
-    fp32 = load_accuracy_predictor(space, fp32_predictor_path)
     if sensitivity is not None:
         return QuantAccuracyPredictor.load(sensitivity, fp32)
     r = resolution or max(get_space(space).resolutions)
@@ -205,24 +204,28 @@ def pair_from_bundle(path: Path) -> QuantArch:
 def run(cfg, progress: Say | None = None):
     """``hwnas search --joint-precision``: a run directory (``front.json`` of the verified pairs,
     ``joint.json`` with their policies, ``sensitivity.json``) and a bundle of the best pair."""
+    from hwnas.datasets import open_dataset
     from hwnas.pipeline.jobs import profile_device, quiet_torch
     from hwnas.pipeline.predictors import device_latency_model
     from hwnas.profiles import DeviceProfile
+    from hwnas.searching.accuracy import load_accuracy_predictor
     from hwnas.searching.joint import Evolution
 
     say = progress or (lambda msg: None)
     check_joint(cfg)
+    data = open_dataset(cfg.data, cfg.space, cfg.data_options)
+    fp32_predictor = load_accuracy_predictor(cfg.space, cfg.accuracy_predictor, data)  # refused before measuring
     source, int8 = DeviceProfile.open(cfg.profile), DeviceProfile.open(cfg.int8_profile)
     source.check_space(cfg.space)
     dev = profile_device(source, cfg.device, cfg.threads)
     dm = device_latency_model(source, cfg.space, dev, cfg.checkpoint, cfg.latency_model, cfg.calibrate, say)
     lat = pair_latency(dm.model, source, int8, cfg.space)
     quiet_torch()
-    pe = PairEvaluator(cfg.space, dev, cfg.checkpoint, cfg.data, seed=cfg.seed)
+    pe = PairEvaluator(cfg.space, dev, cfg.checkpoint, data, seed=cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        qp = quant_predictor(cfg.space, pe, cfg.accuracy_predictor, cfg.sensitivity, cfg.sensitivity_subnets,
+        qp = quant_predictor(cfg.space, pe, fp32_predictor, cfg.sensitivity, cfg.sensitivity_subnets,
                              out=out / "sensitivity.json", say=say)
         verified = search_pairs(cfg.space, qp, lat, cfg.latency_budget_ms, pe.latency,
                                 Evolution(cfg.pop_size, cfg.generations, seed=cfg.seed), None, True, cfg.top_k,
