@@ -19,6 +19,7 @@ import numpy as np
 
 from hwnas.devices.base import Artifact, Device, LoadedModel, random_input
 from hwnas.errors import ConfigError, DeviceError
+from hwnas.types.deploy import QUANTIZED_PRECISIONS
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
@@ -101,9 +102,7 @@ class OnnxRuntimeCPU(Device):
                  graph_optimization: str = "all", allow_spinning: bool = True, **options: Any) -> None:
         if graph_optimization not in _LEVELS:
             raise ConfigError(f"graph_optimization must be one of {list(_LEVELS)}, got '{graph_optimization}'.")
-        # "int8" is the precision of the models a profile in INT8 hands it (quantized before timing,
-        # hwnas.profiling.precision); float layers always run in fp32 here
-        if precision not in self.precisions_offered + ("int8",):
+        if precision not in self.precisions_offered + QUANTIZED_PRECISIONS:  # int8: it times quantized models
             raise ConfigError(f"{self.name} runs {' and '.join(self.precisions_offered)} float layers (INT8 comes from "
                               f"a quantized model), not {precision}; for bf16/fp16 use --device openvino-cpu on a "
                               "CPU that has them.")

@@ -13,6 +13,8 @@ dict-argument call costs ~0.15 ms of Python per run).
 
 from __future__ import annotations
 
+import functools
+
 import os
 from pathlib import Path
 from typing import Any
@@ -29,49 +31,49 @@ _PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
-def plugin_capabilities() -> list[str]:
-    """The CPU plugin's OPTIMIZATION_CAPABILITIES (e.g. FP32, BF16, FP16, INT8) on this host."""
+@functools.lru_cache(maxsize=1)
+def plugin_capabilities() -> tuple[str, ...]:
+    """The CPU plugin's OPTIMIZATION_CAPABILITIES (e.g. FP32, BF16, FP16, INT8) on this host (read once:
+    every device built at another precision asks again)."""
     import openvino as ov
 
-    return [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+    return tuple(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul")
-_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
-def compute_precisions(compiled) -> dict[str, int]:
-    """Element type → number of compute layers (convolutions, fully connected) of the runtime model:
-    what the CPU plugin really runs, after its own choices (INT8 layers show as u8/i8)."""
-    out: dict[str, int] = {}
-    for op in compiled.get_runtime_model().get_ordered_ops():
-        info = op.get_rt_info()
-        kind = str(getattr(info["layerType"], "value", info["layerType"])) if "layerType" in info else ""
-        if kind in COMPUTE_LAYERS and "runtimePrecision" in info:
-            prec = str(getattr(info["runtimePrecision"], "value", info["runtimePrecision"]))
-            out[prec] = out.get(prec, 0) + 1
-    return out
-
-
-def layer_precisions(compiled) -> dict[str, str]:
-    """Runtime layer name (the original layer it was fused from) → precision it runs in, for the
-    compute layers (convolutions, fully connected) of the runtime model."""
-    from hwnas.devices.precision import ELEMENT
-
+def runtime_elements(compiled) -> dict[str, str]:
+    """Compute layer of the runtime model (convolutions, fully connected; named after the original
+    layer it was fused from) → the element type the CPU plugin really runs it in, after its own
+    choices (``f32``, ``bf16``, ``f16``; INT8 layers show as ``u8``/``i8``)."""
     out: dict[str, str] = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
         get = lambda k: str(getattr(info[k], "value", info[k])) if k in info else ""  # noqa: E731
-        if get("layerType") not in COMPUTE_LAYERS or not get("runtimePrecision"):
-            continue
-        out[op.get_friendly_name()] = ELEMENT.get(get("runtimePrecision"), get("runtimePrecision"))
+        if get("layerType") in COMPUTE_LAYERS and get("runtimePrecision"):
+            out[op.get_friendly_name()] = get("runtimePrecision")
     return out
+
+
+def compute_precisions(compiled) -> dict[str, int]:
+    """Element type → number of compute layers of the runtime model (:func:`runtime_elements`)."""
+    from collections import Counter
+
+    return dict(Counter(runtime_elements(compiled).values()))
+
+
+def layer_precisions(compiled) -> dict[str, str]:
+    """Compute layer → the policy precision it runs in (``fp32``, ``bf16``, ``fp16``, ``int8``)."""
+    from hwnas.devices.precision import ELEMENT
+
+    return {n: ELEMENT.get(e, e) for n, e in runtime_elements(compiled).items()}
 
 
 def check_precision(requested: str, precisions: dict[str, int]) -> None:
     """Refuse a silent precision change: float compute layers must run at the requested precision
     (INT8 layers of a quantized model are allowed beside them)."""
-    want = _ELEMENT[requested]
+    want = _PRECISIONS[requested]
     floats = {p: n for p, n in precisions.items() if p in ("f32", "bf16", "f16")}
     if not floats:
         return  # an all-INT8 model

@@ -12,7 +12,7 @@ ONNX Runtime's optimised graph): layer name → ``int8`` / ``fp32`` / ``bf16`` /
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from hwnas.errors import ConfigError
@@ -41,25 +41,15 @@ def require_float_precision(device: str, precision: str, facts: Mapping[str, Any
                       f"fp32 or int8 here, or a CPU with {flags}.")
 
 
-def summarize(layers: Mapping[str, str]) -> dict[str, int]:
-    """precision → number of layers."""
-    out: dict[str, int] = {}
-    for p in layers.values():
-        out[p] = out.get(p, 0) + 1
-    return dict(sorted(out.items()))
-
-
 def ran_record(layers: Mapping[str, str], source: str) -> dict[str, Any]:
     """The manifest's record of what ran: per-layer precisions, their counts and where they were read."""
-    return {"source": source, "summary": summarize(layers), "layers": dict(layers)}
+    from collections import Counter
+
+    return {"source": source, "summary": dict(sorted(Counter(layers.values()).items())), "layers": dict(layers)}
 
 
-def mismatches(policy, layers: Mapping[str, str], names: Iterable[str]) -> list[str]:
-    """Layers of ``names`` (the policy's weighted layers, as the runtime names them) whose precision
-    differs from what ``policy`` asks — a report, since runtimes may keep a layer float on their own."""
-    out = []
-    for n in names:
-        want, got = policy.precision_for(n), layers.get(n)
-        if got is not None and got != want:
-            out.append(f"{n}: asked {want}, ran {got}")
-    return out
+def mismatches(policy, layers: Mapping[str, str]) -> list[str]:
+    """Layers that ran (as the runtime names them) in another precision than ``policy`` asks — a
+    report, since runtimes may keep a layer float on their own."""
+    return [f"{n}: asked {policy.precision_for(n)}, ran {got}" for n, got in layers.items()
+            if got != policy.precision_for(n)]

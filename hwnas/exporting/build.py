@@ -276,7 +276,7 @@ def ran_vs_policy(ran: dict[str, Any] | None, policy: PrecisionPolicy) -> dict[s
 
     if not ran:
         return {}
-    return {**ran, "mismatches": mismatches(policy, ran["layers"], ran["layers"])}
+    return {**ran, "mismatches": mismatches(policy, ran["layers"])}
 
 
 def _weighted(model: Path) -> list[str]:

@@ -25,9 +25,7 @@ import numpy as np
 
 from hwnas.errors import ConfigError
 from hwnas.types import PrecisionPolicy
-
-QUANTIZED_PRECISIONS = ("int8",)
-"""Precisions a profile gets by quantizing its models rather than by a runtime setting."""
+from hwnas.types.deploy import QUANTIZED_PRECISIONS
 CALIBRATION_SAMPLES = 8
 
 

@@ -31,6 +31,9 @@ from hwnas.errors import BundleError, ConfigError
 
 POLICY_SCHEMA_VERSION = 1
 PRECISIONS = ("int8", "fp32", "bf16", "fp16")
+QUANTIZED_PRECISIONS = ("int8",)
+"""Precisions a model gets by being quantized, not by a runtime setting (a device configured with one
+times the quantized models it is handed: :mod:`hwnas.profiling.precision`)."""
 
 
 @dataclass(frozen=True)
