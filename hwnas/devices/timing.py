@@ -56,7 +56,8 @@ class TimingConfig:
         return asdict(self)
 
 
-def _time_runs(run: Runner, n: int) -> list[float]:
+def time_runs(run: Runner, n: int) -> list[float]:
+    """Milliseconds of ``n`` back-to-back runs."""
     out = []
     clock = time.perf_counter_ns
     for _ in range(n):
@@ -75,10 +76,15 @@ def warm_up(run: Runner, cfg: TimingConfig) -> tuple[int, float]:
     samples: list[float] = []
     t_end = time.perf_counter() + cfg.warmup_s
     while len(samples) < cfg.warmup or time.perf_counter() < t_end:
-        samples += _time_runs(run, 1)
+        samples += time_runs(run, 1)
         if len(samples) >= 10_000:
             break
     return len(samples), float(np.median(samples[len(samples) // 2:]))
+
+
+def burst_runs(est_ms: float, burst_s: float, min_runs: int) -> int:
+    """Runs in a burst of about ``burst_s`` seconds of a model taking ``est_ms`` (at least ``min_runs``)."""
+    return max(min_runs, int(burst_s * 1e3 / max(est_ms, 1e-3)))
 
 
 def time_runner(run: Runner, cfg: TimingConfig = TimingConfig()) -> LatencyStats:
@@ -87,7 +93,7 @@ def time_runner(run: Runner, cfg: TimingConfig = TimingConfig()) -> LatencyStats
     samples: list[float] = []
     t_end = time.perf_counter() + cfg.budget_s
     while len(samples) < cfg.runs:
-        samples += _time_runs(run, 1)
+        samples += time_runs(run, 1)
         if len(samples) >= cfg.min_runs and time.perf_counter() > t_end:
             break
     return LatencyStats.from_samples(samples, n_warm)
@@ -102,17 +108,17 @@ def time_interleaved(run: Runner, ref: Runner, cfg: TimingConfig = TimingConfig(
     """
     n_warm, est = warm_up(run, cfg)
     _, est_ref = warm_up(ref, cfg)
-    k_model = max(cfg.min_burst_runs, int(cfg.burst_s * 1e3 / max(est, 1e-3)))
-    k_ref = max(cfg.min_burst_runs, int(cfg.burst_s * 1e3 / max(est_ref, 1e-3)))
+    k_model = burst_runs(est, cfg.burst_s, cfg.min_burst_runs)
+    k_ref = burst_runs(est_ref, cfg.burst_s, cfg.min_burst_runs)
     model_s: list[float] = []
     ref_s: list[float] = []
     ratios: list[float] = []
     for b in range(cfg.bursts):
         # alternate which goes first so a slow start of a burst hits both equally
         if b % 2 == 0:
-            m, r = _time_runs(run, k_model), _time_runs(ref, k_ref)
+            m, r = time_runs(run, k_model), time_runs(ref, k_ref)
         else:
-            r, m = _time_runs(ref, k_ref), _time_runs(run, k_model)
+            r, m = time_runs(ref, k_ref), time_runs(run, k_model)
         model_s += m
         ref_s += r
         ratios.append(float(np.median(m) / np.median(r)))

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnas.devices.timing import TimingConfig, burst_runs, time_runs, warm_up
+
 Runner = Callable[[], None]
 NO_GAIN = "no measurable gain"
 
@@ -88,20 +90,12 @@ class Gain:
 
 
 def _burst(run: Runner, k: int) -> float:
-    clock = time.perf_counter_ns
-    out = []
-    for _ in range(k):
-        t0 = clock()
-        run()
-        out.append(clock() - t0)
-    return float(np.median(out)) / 1e6
+    return float(np.median(time_runs(run, k)))
 
 
 def _runs_per_burst(run: Runner, cfg: GainConfig) -> int:
-    for _ in range(3):  # warm-up
-        run()
-    est = _burst(run, 5)
-    return max(cfg.min_burst_runs, int(cfg.burst_s * 1e3 / max(est, 1e-3)))
+    _, est = warm_up(run, TimingConfig(warmup=8, warmup_s=0.0))  # the profiler's warm-up and burst sizing
+    return burst_runs(est, cfg.burst_s, cfg.min_burst_runs)
 
 
 def t_quantile(p: float, dof: int) -> float:
