@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from hwnas.devices import get_device
-    from hwnas.latency_models.precision import TableSum
-    from hwnas.latency_models.simple import op_table
+    from hwnas.latency_models import LATENCY_MODELS
     from hwnas.pipeline.joint import PairEvaluator, pair_latency, quant_predictor
     from hwnas.supernet.spaces import get_space
 
@@ -110,7 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     profs = block_tables(a.space, a.resolution, work)
     t_prof = time.perf_counter() - t0
-    lat = pair_latency(TableSum(op_table(profs["fp32"], a.space)), profs["fp32"], profs["int8"], a.space)
+    lut = LATENCY_MODELS.create("lut").fit([], [], profs["fp32"], space=a.space)  # the FP32 block table summed
+    lat = pair_latency(lut, profs["fp32"], profs["int8"], a.space)
     dev = get_device("onnxruntime-cpu")
     pe = PairEvaluator(a.space, dev, val_images=a.val_images, test_images=a.test_images)
     t0 = time.perf_counter()

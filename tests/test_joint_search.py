@@ -77,10 +77,10 @@ def test_joint_search_returns_pairs_that_round_trip_through_the_manifest(setup):
         jobs.profile(space=("fmnist-mbv3",), out=tmp / prec, precision=prec, samples=0, reference_set=1, repeats=0,
                      resolutions=(R,), ops=True, quick=True, energy=False, kernel_times=False)
         profs[prec] = DeviceProfile.open(tmp / prec)
-    from hwnas.latency_models.precision import TableSum
-    from hwnas.latency_models.simple import op_table
+    from hwnas.latency_models import LATENCY_MODELS
 
-    lat = pair_latency(TableSum(op_table(profs["fp32"], "fmnist-mbv3")), profs["fp32"], profs["int8"], "fmnist-mbv3")
+    lut = LATENCY_MODELS.create("lut").fit([], [], profs["fp32"], space="fmnist-mbv3")  # the FP32 block table summed
+    lat = pair_latency(lut, profs["fp32"], profs["int8"], "fmnist-mbv3")
     budget = float(np.median(lat.predict([QuantArch.fp32(get_space_arch(R))])))
     verified = search_pairs("fmnist-mbv3", qp, lat, budget, pe.latency, Evolution(population=16, generations=3),
                             [R], top_k=1, max_measurements=3)

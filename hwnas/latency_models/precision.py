@@ -77,22 +77,3 @@ class PrecisionLatency:
         ratio = float(np.median(np.asarray(measured_ms, dtype=float) / np.maximum(pred, 1e-9)))
         return PrecisionLatency(self.fp32_model, self.delta, ratio)
 
-
-class TableSum:
-    """The additive block table of one precision as an FP32 subnet model (``predict(archs)``, ms): the
-    base of :class:`PrecisionLatency` where no end-to-end model of the device is at hand; layers are
-    interpolated between the resolutions the table was measured at."""
-
-    def __init__(self, table: dict[str, list[tuple[float, float]]]) -> None:
-        self.table = table
-
-    def predict(self, archs: Sequence) -> np.ndarray:
-        out = []
-        for a in archs:
-            layers = get_space(a.space).layers(a)
-            missing = [lyr.key() for lyr in layers if shape_class(lyr) not in self.table]
-            if missing:
-                raise ProfileError(f"The block table lacks {len(missing)} layers of {a.to_str()} (e.g. {missing[0]}): "
-                                   "profile the block table at the search's resolutions.")
-            out.append(sum(interpolate(self.table[shape_class(lyr)], pixels(lyr)) for lyr in layers))
-        return np.array(out)
