@@ -51,3 +51,27 @@ def test_int8_profile_rows_are_int8_models(tmp_path):
     a = of.set_index("layer")["latency_ms"]
     b = oq.set_index("layer")["latency_ms"].reindex(a.index)
     assert np.mean(np.abs(a.values - b.values) / a.values) > 0.02
+
+
+def test_openvino_int8_profile_times_models_openvino_runs_in_int8(tmp_path):
+    """An ``openvino-cpu --precision int8`` profile hands OpenVINO QDQ ONNX models (NNCF's ONNX
+    backend) and the CPU plugin's runtime model runs their convolutions in INT8, floats in f32."""
+    import pytest
+
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from hwnas.devices import get_device
+    from hwnas.pipeline.jobs import layer_builder
+    from hwnas.profiling.precision import in_precision
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space("fmnist-mbv3")
+    layer = max((lyr for lyr in sp.layers(sp.max_arch()) if lyr.kind == "mbconv"), key=lambda x: x.mid_ch)
+    dev = get_device("openvino-cpu", precision="int8")
+    f, q = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    layer_builder()(layer, f)
+    in_precision(dev, layer_builder())(layer, q)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(q)
+    ran_q, ran_f = dev.ran_precisions(q)["summary"], dev.ran_precisions(f)["summary"]
+    assert ran_q.get("int8", 0) >= 2 and set(ran_q) <= {"int8", "fp32"}, ran_q
+    assert ran_f == {"fp32": ran_f.get("fp32", 0)} and ran_f["fp32"] >= 2, ran_f  # the FP32 model stays f32

@@ -42,11 +42,13 @@ class Quantizer(ABC):
     ``layers`` are the node names a policy addresses (the FP32 model's, which the runtime keeps
     as friendly names); ``weighted_layers`` the convolution / fully connected ones a policy
     summary counts; ``precisions`` what a policy may ask for; ``suffix`` the file suffix of what
-    :meth:`build` writes (the device loads it).
+    :meth:`build` writes by default (the device loads it), ``suffixes`` every format it can write
+    (:meth:`build` writes the one ``out`` names, when it is one of them).
     """
 
     precisions: tuple[str, ...] = ("int8", "fp32")
     suffix: str = ".onnx"
+    suffixes: tuple[str, ...] = (".onnx",)
 
     @abstractmethod
     def layers(self) -> list[str]: ...
@@ -56,7 +58,8 @@ class Quantizer(ABC):
 
     @abstractmethod
     def build(self, policy: PrecisionPolicy, out: Path) -> Path:
-        """The model under ``policy`` at ``out`` (with this quantizer's suffix)."""
+        """The model under ``policy`` at ``out`` (in ``out``'s format when it is one of ``suffixes``, else
+        with this quantizer's ``suffix``)."""
 
     runtime_name: str = "This runtime"
     hint: str = ""  # where the refused precisions are offered instead

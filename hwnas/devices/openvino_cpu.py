@@ -25,7 +25,9 @@ from hwnas.devices.base import Artifact, Device, LoadedModel, random_input
 from hwnas.devices.precision import ran_record
 from hwnas.errors import ConfigError, DeviceError
 
-_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# precision → INFERENCE_PRECISION_HINT; ``int8``: the device times quantized models (an INT8
+# profile's), their float layers in f32
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
@@ -73,12 +75,12 @@ def layer_precisions(compiled) -> dict[str, str]:
 def check_precision(requested: str, precisions: dict[str, int]) -> None:
     """Refuse a silent precision change: float compute layers must run at the requested precision
     (INT8 layers of a quantized model are allowed beside them)."""
-    want = _PRECISIONS[requested]
+    want = _HINTS[requested]
     floats = {p: n for p, n in precisions.items() if p in ("f32", "bf16", "f16")}
     if not floats:
         return  # an all-INT8 model
     other = {p: n for p, n in floats.items() if p != want}
-    if want not in floats or (requested == "fp32" and other):
+    if want not in floats or (want == "f32" and other):
         found = ", ".join(f"{n} {p}" for p, n in sorted(floats.items()))
         raise DeviceError(f"OpenVINO ran the model's compute layers as {found}, not the requested {requested}: this "
                           f"CPU {'lacks ' + requested + ' instructions' if requested != 'fp32' else 'changed precision'}"
@@ -138,15 +140,15 @@ class OpenVINOCPU(Device):
 
     def __init__(self, threads: int = 1, precision: str = "fp32", batch_size: int = 1, perf_count: bool = False,
                  **options: Any) -> None:
-        if precision not in _PRECISIONS:
-            raise ConfigError(f"OpenVINO precision must be one of {list(_PRECISIONS)}, got '{precision}'.")
+        if precision not in _HINTS:  # int8: it times quantized models, as an INT8 profile hands it
+            raise ConfigError(f"OpenVINO precision must be one of {list(_HINTS)}, got '{precision}'.")
         super().__init__(threads, precision, batch_size, perf_count=int(bool(perf_count)), **options)
         from hwnas.devices.precision import require_float_precision
 
         require_float_precision(self.name, precision, self.host_facts(),
                                 f", and OpenVINO would silently run {precision} layers in f32")
         caps = plugin_capabilities()
-        if precision != "fp32" and _CAPABILITY[precision] not in caps:
+        if precision in _CAPABILITY and _CAPABILITY[precision] not in caps:
             raise ConfigError(f"OpenVINO's CPU plugin offers no {precision} on this CPU (its capabilities: "
                               f"{', '.join(caps)}), though the ISA has it; use --precision fp32 or int8 here.")
 
@@ -180,7 +182,7 @@ class OpenVINOCPU(Device):
         return ov.get_version().split("-")[0]
 
     def config(self) -> dict[str, Any]:
-        return {"INFERENCE_PRECISION_HINT": _PRECISIONS[self.precision], "INFERENCE_NUM_THREADS": self.threads,
+        return {"INFERENCE_PRECISION_HINT": _HINTS[self.precision], "INFERENCE_NUM_THREADS": self.threads,
                 "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": bool(int(self.options["perf_count"]))}
 
     def read(self, path: Path):
@@ -209,7 +211,7 @@ class OpenVINOCPU(Device):
         """NNCF post-training INT8 (:mod:`hwnas.devices.openvino_quant`)."""
         from hwnas.devices.openvino_quant import NncfQuantizer
 
-        return NncfQuantizer(fp32_onnx, calibration, self.precision)
+        return NncfQuantizer(fp32_onnx, calibration, "fp32" if self.precision == "int8" else self.precision)
 
     def compile_artifact(self, model: Path, bundle_dir: Path) -> Artifact:
         """OpenVINO IR (``openvino/model.xml`` + ``.bin``) of the deployed model, for a bundle: an ONNX

@@ -5,7 +5,8 @@ OpenVINO) exists only as a quantized model. A device configured ``precision="int
 the FP32 models it was handed and label the rows ``int8``. :func:`in_precision` wraps the
 profiler's ONNX builders so each model (a block of the block table, or a whole subnet) is
 quantized with the device's own quantizer before it is timed — QDQ ``QuantizeLinear`` /
-``DequantizeLinear`` around every layer on ONNX Runtime — calibrated on random inputs (latency
+``DequantizeLinear`` around every layer, by ONNX Runtime's quantizer on ONNX Runtime and by NNCF's
+ONNX backend on OpenVINO (whose CPU plugin runs the QDQ pairs as INT8 kernels) — calibrated on random inputs (latency
 does not depend on the calibration ranges; accuracy is never taken from these models).
 
 :func:`quantize_model` is the same step for one model under any policy (the joint search's
@@ -51,10 +52,10 @@ def quantize_model(device, fp32: str | Path, out: str | Path, policy: PrecisionP
             raise ConfigError(f"'{device.name}' has no quantizer, so it cannot run INT8 models; profile it with "
                               "--precision fp32 (or a precision its runtime takes as a setting).")
         q.check(policy)
-        built = q.build(policy, Path(tmp) / ("q" + q.suffix))
-        if built.suffix != out.suffix:
-            raise ConfigError(f"'{device.name}' writes INT8 models as '{built.suffix}' files; the profiler times "
-                              f"'{out.suffix}' models. Profile INT8 on onnxruntime-cpu.")
+        if out.suffix not in q.suffixes:
+            raise ConfigError(f"'{device.name}' writes INT8 models as {'/'.join(q.suffixes)} files, not "
+                              f"'{out.suffix}'; profile INT8 on onnxruntime-cpu or openvino-cpu.")
+        built = q.build(policy, Path(tmp) / ("q" + out.suffix))
         shutil.copyfile(built, out)
     return out
 
