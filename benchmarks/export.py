@@ -6,7 +6,8 @@ Variants, where this machine has them: ORT FP32 (the baseline), ORT INT8 (QDQ, e
 mixed (the layer groups whose INT8 gain is measurable, paired in context), OpenVINO FP32 / BF16 / FP16
 (inference precision hint; BF16/FP16 only where the CPU has the instructions), OpenVINO INT8 with FP32
 and with BF16 for the non-quantized layers (NNCF), OpenVINO mixed (measurable groups, at the float
-precision of its fastest INT8), TVM FP32 (untuned). Each variant is compared with ORT FP32 by paired,
+precision of its fastest INT8), TVM FP32 (untuned; and meta-schedule-tuned for ``--tvm-tune-minutes`` on
+the ``--tvm-tune-subnets``, from an empty tuning database, the tuning inside the first round). Each variant is compared with ORT FP32 by paired,
 interleaved A/B bursts in the same process (:mod:`hwnas.exporting.gains`): a speed-up with its 95 %
 confidence interval, per round; rounds visit the variants in shuffled order. The load average is
 recorded with every subnet.
@@ -17,6 +18,7 @@ test split), with the table of what was tried.
 
     python benchmarks/export.py [--rounds 3] [--pairs 12] [--subnets min,mid,max] [--skip-fmnist]
     python benchmarks/export.py --tiny     # one small subnet, one round, no mixed search: a smoke run
+    python benchmarks/export.py --subnets mid --no-mixed --skip-fmnist --tvm-tune-minutes 15 --stem export_tvm_tuned
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def variants_for(name, a, net, devs, work: Path, calib, args, say) -> dict:
             out["openvino-int8" if p == "fp32" else f"openvino-int8+{p}"] = (d, ov_int8)
     if "tvm" in devs:
         out["tvm-fp32"] = (devs["tvm"], fp32)
+    if "tvm-tuned" in devs and name in args.tvm_tune_subnets.split(","):
+        out["tvm-tuned"] = (devs["tvm-tuned"], fp32)
     if args.mixed:
         out.update(mixed_variants(name, fp32, pre, devs, work, calib, out, args, say))
     return out
@@ -104,6 +108,12 @@ def part_a(args, work: Path, say) -> dict:
         say(f"OpenVINO skipped: {exc}")
     if args.tvm:
         devs["tvm"] = get_device("tvm-llvm", threads=args.threads)
+        if args.tvm_tune_minutes > 0:  # a fresh database: what tuning finds in the time given, nothing older
+            devs["tvm-tuned"] = get_device("tvm-llvm", threads=args.threads, tune_minutes=args.tvm_tune_minutes,
+                                           tuning_db=str(work / "tvm-db"))
+            from hwnas.devices.tvm_tune import throttled
+
+            devs["tvm-tuned"].tune_progress = throttled(say, 60.0)
     cfg = GainConfig(min_pairs=args.pairs, step=3, max_pairs=args.pairs * 2, max_s=30.0, burst_s=0.05)
     rng = np.random.default_rng(1)
     out: dict = {}
@@ -194,6 +204,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--resolution", type=int, default=0, help="one resolution for every subnet (0: 160/192/224)")
     ap.add_argument("--no-mixed", dest="mixed", action="store_false")
     ap.add_argument("--no-tvm", dest="tvm", action="store_false")
+    ap.add_argument("--tvm-tune-minutes", type=float, default=0.0, help="also TVM meta-schedule-tuned for this long")
+    ap.add_argument("--tvm-tune-subnets", default="mid", help="the subnets the tuned TVM variant runs on")
+    ap.add_argument("--stem", default="export", help="results file name: results/STEM.json and .md")
     ap.add_argument("--tiny", action="store_true", help="min subnet at r128, 1 round, 6 pairs, no mixed/TVM/fmnist")
     ap.add_argument("--skip-imagenet", action="store_true")
     ap.add_argument("--skip-fmnist", action="store_true")
@@ -224,8 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
     text = markdown(res, args)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "export.json").write_text(json.dumps(res, indent=1, default=float))
-    (args.out / "export.md").write_text(text + "\n")
+    (args.out / f"{args.stem}.json").write_text(json.dumps(res, indent=1, default=float))
+    (args.out / f"{args.stem}.md").write_text(text + "\n")
     return res
 
 
