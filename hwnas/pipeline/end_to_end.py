@@ -98,7 +98,7 @@ def latency_step(cfg: QuickstartConfig, prof, out: Path, say: Say):
     from hwnas.latency_models import fit_latency_model
     from hwnas.latency_models.metrics import evaluate_models, plot_predictions
 
-    name = "hybrid" if cfg.ops or not prof.ops_df().empty else "e2e"
+    name = "e2e" if prof.ops_df(cfg.space).empty else "hybrid"  # a reused profile may carry no block table
     prof.save_model(fit_latency_model(prof, name, space=cfg.space))
     ev = evaluate_models(prof, ["flops", name], space=cfg.space)
     plots = plot_predictions(ev, out / "latency")
