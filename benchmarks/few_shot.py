@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,12 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['transfer']['spearman']:.3f} ({tr.describe()}); one scale {r['one scale']['within_10']:.0%}; "
               f"flops {r['flops']['within_10']:.0%}; full {r['full']['within_10']:.0%}; coverage "
               f"{rows[target]['interval_90_coverage']:.0%}", flush=True)
+    hosts = sorted({str(p.meta.get("host", {}).get("cpu", "?")) for p in profs.values()})
     lines = [f"# Few-shot transfer, leave one device out ({args.space}, {args.shots} shots per target)", "",
+             f"Shipped profiles of {', '.join(hosts)} (each target's held-out subnets were measured with its profile; "
+             "this script measures nothing, so its figures do not depend on the load now). The noise floor is the "
+             "target's own repeated subnets (10 pairs, reference-normalised): a model cannot agree with single "
+             "measurements better than they agree with themselves.", "",
              "| target | transfer ±10 % / ±5 % / Spearman | one scale ±10 % / Spearman | FLOPs ±10 % / Spearman | "
              "full model ±10 % / Spearman | 90 % interval coverage | noise floor ±10 % |",
              "|---|---|---|---|---|---|---|"]
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{r['one scale']['spearman']:.3f} | {r['flops']['within_10']:.0%} / {r['flops']['spearman']:.3f} | "
                      f"{r['full']['within_10']:.0%} / {r['full']['spearman']:.3f} | {r['interval_90_coverage']:.0%} | "
                      f"{r['noise_floor'].get('within_10', float('nan')):.0%} |")
+    lines.append(f"\ncommand: `python benchmarks/few_shot.py {' '.join(argv if argv is not None else sys.argv[1:])}`")
     text = "\n".join(lines)
     print(text)
     res = {"space": args.space, "shots": args.shots, "devices": rows}
