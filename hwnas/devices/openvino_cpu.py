@@ -83,7 +83,7 @@ def check_precision(requested: str, precisions: dict[str, int]) -> None:
     if want not in floats or (want == "f32" and other):
         found = ", ".join(f"{n} {p}" for p, n in sorted(floats.items()))
         raise DeviceError(f"OpenVINO ran the model's compute layers as {found}, not the requested {requested}: this "
-                          f"CPU {'lacks ' + requested + ' instructions' if requested != 'fp32' else 'changed precision'}"
+                          f"CPU {'lacks ' + requested + ' instructions' if want != 'f32' else 'changed precision'}"
                           "; choose another --precision (see 'hwnas devices').")
 
 

@@ -26,30 +26,13 @@ from hwnas.types import PrecisionPolicy
 def quantize(onnx_path: str | os.PathLike, out_xml: str | os.PathLike, policy: PrecisionPolicy,
              calibration: np.ndarray, preset: str = "mixed") -> Path:
     """INT8 IR of ``onnx_path`` under ``policy``; ``calibration`` is float32 ``(N, C, H, W)``."""
-    import logging
-
-    import nncf
     import openvino as ov
 
-    nncf.set_log_level(logging.ERROR)  # keep the CLI's output readable
     model = ov.convert_model(str(onnx_path))
     batch = int(model.input(0).get_partial_shape()[0].get_length())
-    if calibration.ndim != 4 or len(calibration) < batch:
-        raise ConfigError(f"Calibration data must be (N, C, H, W) with N >= {batch}; got {calibration.shape}.")
     names = [op.get_friendly_name() for op in model.get_ops()]
     ignored = [n for n in names if policy.precision_for(n) != "int8" and _quantizable(n)]
-    items = [calibration[i:i + batch].astype(np.float32) for i in range(0, len(calibration) - batch + 1, batch)]
-    import contextlib
-    import io
-
-    # NNCF draws its own progress bars on stdout whatever its log level; hwnas reports progress itself
-    with contextlib.redirect_stdout(io.StringIO()):
-        q = nncf.quantize(
-            model, nncf.Dataset(items),
-            preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
-            subset_size=len(items),
-            ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
-        )
+    q = _nncf_quantize(model, _batches(calibration, batch), ignored, preset)
     out = Path(out_xml)
     out.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(q, str(out), compress_to_fp16=False)
@@ -62,35 +45,45 @@ def quantize_onnx(onnx_path: str | os.PathLike, out_onnx: str | os.PathLike, pol
     ``DequantizeLinear`` pairs placed for OpenVINO), which the CPU plugin reads and runs with INT8
     kernels (its runtime model shows the convolutions in ``u8``). What the profiler times for an
     ``openvino-cpu`` INT8 profile, whose builders write ONNX."""
+    import onnx
+
+    from hwnas.devices.base import onnx_input_shape
+
+    model = onnx.load(str(onnx_path))
+    name = model.graph.input[0].name
+    ignored = [n.name for n in model.graph.node
+               if n.op_type in ("Conv", "Gemm", "MatMul") and policy.precision_for(n.name) != "int8"]
+    batches = _batches(calibration, onnx_input_shape(Path(onnx_path))[0])
+    q = _nncf_quantize(model, batches, ignored, preset, transform=lambda x: {name: x})
+    out = Path(out_onnx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(q, str(out))
+    return out
+
+
+def _batches(calibration: np.ndarray, batch: int) -> list[np.ndarray]:
+    if calibration.ndim != 4 or len(calibration) < batch:
+        raise ConfigError(f"Calibration data must be (N, C, H, W) with N >= {batch}; got {calibration.shape}.")
+    return [calibration[i:i + batch].astype(np.float32) for i in range(0, len(calibration) - batch + 1, batch)]
+
+
+def _nncf_quantize(model, batches: list[np.ndarray], ignored: list[str], preset: str, transform=None):
+    """``nncf.quantize`` of an OpenVINO or ONNX model, its progress bars kept off hwnas's output."""
     import contextlib
     import io
     import logging
 
     import nncf
-    import onnx
 
-    from hwnas.devices.base import onnx_input_shape
-
-    nncf.set_log_level(logging.ERROR)
-    model = onnx.load(str(onnx_path))
-    name = model.graph.input[0].name
-    batch = onnx_input_shape(Path(onnx_path))[0]
-    if calibration.ndim != 4 or len(calibration) < batch:
-        raise ConfigError(f"Calibration data must be (N, C, H, W) with N >= {batch}; got {calibration.shape}.")
-    items = [calibration[i:i + batch].astype(np.float32) for i in range(0, len(calibration) - batch + 1, batch)]
-    ignored = [n.name for n in model.graph.node
-               if n.op_type in ("Conv", "Gemm", "MatMul") and policy.precision_for(n.name) != "int8"]
+    nncf.set_log_level(logging.ERROR)  # keep the CLI's output readable
+    # NNCF draws its own progress bars on stdout whatever its log level; hwnas reports progress itself
     with contextlib.redirect_stdout(io.StringIO()):
-        q = nncf.quantize(
-            model, nncf.Dataset(items, lambda x: {name: x}),
+        return nncf.quantize(
+            model, nncf.Dataset(batches, transform),
             preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
-            subset_size=len(items),
+            subset_size=len(batches),
             ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
         )
-    out = Path(out_onnx)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(q, str(out))
-    return out
 
 
 def _quantizable(name: str) -> bool:
