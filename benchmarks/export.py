@@ -91,6 +91,7 @@ def mixed_variants(name, fp32, pre, devs, work: Path, calib, out, args, say) -> 
 
 def part_a(args, work: Path, say) -> dict:
     from hwnas.devices import get_device
+    from hwnas.errors import DeviceError
     from hwnas.exporting.gains import GainConfig, paired_gain
     from hwnas.supernet.elastic import ElasticMBV3
 
@@ -123,11 +124,17 @@ def part_a(args, work: Path, say) -> dict:
         variants = variants_for(name, a, net, devs, work, calib, args, say)
         rounds: dict[str, list[dict]] = {v: [] for v in variants if v != "ort-fp32"}
         base_dev, base = variants["ort-fp32"]
+        failed: dict[str, str] = {}
         for _ in range(args.rounds):
-            for v in rng.permutation(list(rounds)):
+            for v in rng.permutation([v for v in rounds if v not in failed]):
                 d, p = variants[v]
-                rounds[v].append(paired_gain(base_dev, base, d, p, cfg).to_dict())
-        out[name] = summarize_subnet(a, sp, rounds, t0, load0)
+                try:
+                    rounds[v].append(paired_gain(base_dev, base, d, p, cfg).to_dict())
+                except DeviceError as exc:  # the runtime refuses this variant: a result, not a crash
+                    failed[v] = str(exc)
+                    say(f"{name}: {v} failed: {exc}")
+        out[name] = summarize_subnet(a, sp, {v: r for v, r in rounds.items() if v not in failed}, t0, load0)
+        out[name]["failed"] = failed
         say(f"{name}: " + ", ".join(f"{v} {s['speedup']:.2f}x" for v, s in out[name]["variants"].items()))
     return out
 
@@ -172,17 +179,20 @@ def markdown(res: dict, args) -> str:
              f"{args.threads} thread(s))", ""]
     if "imagenet_size" in res:
         a = res["imagenet_size"]
-        variants = sorted({v for r in a.values() for v in r["variants"]})
+        variants = sorted({v for r in a.values() for v in [*r["variants"], *r.get("failed", {})]})
         lines += ["## ofa-mbv3-w1.0 subnets: speed-up over ORT FP32 (median of rounds; 95 % CI range over rounds)",
                   "", "| subnet | MMACs | ORT FP32 ms | " + " | ".join(variants) + " | best | ≥ 2.0x | load avg |",
                   "|---|---|---|" + "---|" * len(variants) + "---|---|---|"]
         for name, r in a.items():
             cells = [f"{r['variants'][v]['speedup']:.2f}x ({r['variants'][v]['ci_low']:.2f}-"
-                     f"{r['variants'][v]['ci_high']:.2f})" if v in r["variants"] else "—" for v in variants]
+                     f"{r['variants'][v]['ci_high']:.2f})" if v in r["variants"] else
+                     "failed" if v in r.get("failed", {}) else "—" for v in variants]
             base = np.median([x["baseline_ms"] for x in r["variants"].values()])
             lines.append(f"| {name} | {r['macs_m']:.0f} | {base:.2f} | " + " | ".join(cells) +
                          f" | {r['best']} {r['best_speedup']:.2f}x | {'yes' if r['meets_2x'] else 'no'} | "
                          f"{r['load_avg_start'][0]:.2f} → {r['load_avg_end'][0]:.2f} |")
+        why = {f"{v}: {msg}" for r in a.values() for v, msg in r.get("failed", {}).items()}
+        lines += [""] + [f"failed — {w}" for w in sorted(why)] if why else []
     if "fmnist" in res:
         lines += ["", f"## Fashion-MNIST subnets ({res['fmnist']['weights']}): runtime × policy chosen by measurement",
                   "", "| subnet | deployed | FP32 top-1 → deployed (test) | ms (FP32 → deployed) | why |",

@@ -203,7 +203,12 @@ class OpenVINOCPU(Device):
             raise DeviceError(f"Model '{path}' does not exist.")
         model = self.read(path)
         shape = tuple(int(d) for d in model.input(0).get_partial_shape().to_shape())
-        compiled = ov.Core().compile_model(model, "CPU", self.config())
+        try:
+            compiled = ov.Core().compile_model(model, "CPU", self.config())
+        except RuntimeError as exc:  # e.g. an INT8 model's quantizer range out of f16's range at fp16
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise DeviceError(f"OpenVINO cannot compile '{path.name}' at inference precision "
+                              f"{_HINTS[self.precision]}: {lines[-1] if lines else type(exc).__name__}") from None
         check_precision(self.precision, compute_precisions(compiled))
         return OpenVINOModel(compiled, shape)
 
