@@ -90,7 +90,11 @@ def main(argv: list[str] | None = None) -> dict:
            "uncalibrated": {k: unc[k] for k in ("within_10", "within_5", "kendall_tau", "spearman", "mape")},
            "median_error_uncalibrated": float(np.median(base.predict(archs) / y - 1)),
            "interval_90_coverage": coverage_of(y, lo, hi), "noise_floor": floor,
-           "wall_s": time.time() - t0, "loadavg": list(__import__("os").getloadavg())}
+           "wall_s": time.time() - t0, "loadavg": list(__import__("os").getloadavg()),
+           # per subnet, so another calibration rule can be judged offline on this run's truth
+           "heldout": {"archs": [a.to_str() for a in archs], "measured_ms": y.tolist(),
+                       "calibrated_ms": model.predict(archs).tolist(), "uncalibrated_ms": base.predict(archs).tolist()},
+           "calibration_points": {"archs": rec.archs, "measured_ms": rec.measured_ms, "base_ms": rec.predicted_ms}}
     lines = [f"# Calibrated transfer: {prof.root.name} used on this machine ({args.space})", "",
              f"Profile made on: {prof.host.get('cpu')} / {', '.join(prof.host.get('isa', []))}; this machine: "
              f"{here.get('cpu')} / {', '.join(here.get('isa', []))}.", "",

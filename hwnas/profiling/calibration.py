@@ -166,7 +166,7 @@ def calibrate(prof: DeviceProfile, space: str, device: Device, base, build_model
     if len(archs) < 3:
         raise ProfileError(f"Profile '{prof.root}' has only {len(archs)} reference subnets for '{space}': "
                            "calibration needs at least 3 (profile with --reference-set 20).")
-    model = from_models([base]).fit(archs, measured, None, space=space)
+    model = from_models([base], simplest_within_se=True).fit(archs, measured, None, space=space)
     m = model.metrics_
     rec = Calibration(str(prof.root), prof.content_id(), space, {"name": device.name, **device.spec().to_dict()},
                       device.spec().id(), host_fingerprint(device.host_facts()), utc_now(),
