@@ -41,6 +41,8 @@ def test_a_profile_used_for_another_device_is_calibrated_and_the_record_stored(t
     rec = dm.calibration
     assert rec.device["runtime"] == "openvino" and len(rec.archs) == len(rec.measured_ms) == 8
     assert all(ms > 0 for ms in rec.measured_ms) and rec.summary["n"] == 8
+    # measured with the timing loop the profile's own rows were measured with (a shorter loop reads slower)
+    assert rec.summary["timing"] == tiny_profile.space_settings("tiny-mbv3")["model_timing"]
     stored = list((tiny_profile.root / "calibrations").glob("tiny-mbv3-*.json"))
     assert len(stored) == 1 and json.loads(stored[0].read_text())["device_id"] == dev.spec().id()
     # fresh: reused without measuring (on a record that held; how well it held depends on this machine's

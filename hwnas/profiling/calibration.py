@@ -141,20 +141,38 @@ def calibration_archs(prof: DeviceProfile, space: str, n: int = MAX_SUBNETS) -> 
     return archs[:n]
 
 
+def profile_timing(prof: DeviceProfile, space: str):
+    """The timing loop the profile's end-to-end rows were measured with (``device.json`` records it).
+
+    Calibration must time the same way: a shorter loop reads about 1 % slower here (8 bursts of 30 ms
+    against the profiles' 10 of 40 ms, 20 subnets interleaved: median ratio 1.009), and that bias
+    goes straight into the fitted scale. Profiles without the record get the profiler's default.
+    """
+    from dataclasses import fields
+
+    from hwnas.devices.timing import TimingConfig
+    from hwnas.profiling.profiler import _model_timing
+
+    rec = prof.space_settings(space).get("model_timing")
+    if not isinstance(rec, dict):
+        return _model_timing()
+    names = {f.name for f in fields(TimingConfig)}
+    return TimingConfig(**{k: v for k, v in rec.items() if k in names})
+
+
 def calibrate(prof: DeviceProfile, space: str, device: Device, base, build_model: Callable[[ArchConfig, Path], Any],
               n: int = MAX_SUBNETS, budget_s: float = BUDGET_S, say: Say | None = None) -> Calibration:
     """Measure the profile's reference subnets on ``device`` now and fit the transfer from ``base``
     (the profile's latency model); the record is stored where :func:`store_dir` says."""
     import tempfile
 
-    from hwnas.devices.timing import TimingConfig
     from hwnas.latency_models.transfer import from_models
     from hwnas.profiling.session import reference_latencies
 
     t0 = time.perf_counter()
     scale = reference_latencies(device)
     archs, measured = [], []
-    timing = TimingConfig(bursts=8, burst_s=0.03)
+    timing = profile_timing(prof, space)
     with tempfile.TemporaryDirectory(prefix="hwnas-calibrate-") as tmp:
         for a in calibration_archs(prof, space, n):
             if len(archs) >= 5 and time.perf_counter() - t0 > budget_s:
@@ -174,7 +192,7 @@ def calibrate(prof: DeviceProfile, space: str, device: Device, base, build_model
                       model.to_json(), {"transfer": model.describe(), "n": len(archs),
                                         "seconds": time.perf_counter() - t0, "loo_within_10": m["within_10"],
                                         "loo_within_5": m["within_5"], "loo_mape": m["mape"],
-                                        "source_model": base.name})
+                                        "source_model": base.name, "timing": timing.to_dict()})
     from hwnas.fileio import atomic_write_json
 
     atomic_write_json(_record_path(prof, space, device), rec.to_dict())
