@@ -11,6 +11,10 @@ of the profiles already shipped so every shipped model carries intervals. Prints
 writes ``results/source_profiles.json``.
 
     python benchmarks/source_profiles.py [--only ort-fp32 ...] [--samples 80] [--holdout 100]
+        [--no-refit] [--stem source_profiles_intel-xeon-amx]
+
+``--no-refit`` leaves the other shipped profiles as they are (adding one host's landscapes to those of
+another); ``--stem`` names the results file, so one host's run does not overwrite another's.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--samples", type=int, default=80)
     ap.add_argument("--holdout", type=int, default=100)
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--stem", default="source_profiles", help="Results file name, without extension.")
+    ap.add_argument("--no-refit", action="store_true", help="Do not refit the models of the other shipped profiles.")
     args = ap.parse_args(argv)
 
     from hwnas.devices import list_devices
@@ -109,13 +115,13 @@ def main(argv: list[str] | None = None) -> dict:
               f"{models['e2e']['within_10']:.0%} within ±10 %; repeat normalised "
               f"{q.get('normalised', {}).get('within_10', float('nan')):.0%} within ±10 %", flush=True)
     for d in sorted(SHIPPED.iterdir()):  # every shipped model carries intervals (the same models, refitted)
-        if (d / "device.json").is_file() and d.name not in res["profiles"]:
+        if not args.no_refit and (d / "device.json").is_file() and d.name not in res["profiles"]:
             meta = json.loads((d / "device.json").read_text())
             for sp in meta.get("spaces", {}):
                 stored = tuple(m["name"] for m in DeviceProfile.open(d).list_models(sp, "latency_ms"))
                 res.setdefault("refitted", {})[f"{d.name}/{sp}"] = refit_models(d, sp, stored)
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "source_profiles.json").write_text(json.dumps(res, indent=1, default=str))
+    (args.results / f"{args.stem}.json").write_text(json.dumps(res, indent=1, default=str))
     return res
 
 
