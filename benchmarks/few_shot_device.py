@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
            "interval_90_coverage": coverage_of(y, lo, hi), "noise_floor": floor,
            "latency_range_ms": [float(y.min()), float(y.max())],
            "wall_s": time.time() - t0, "loadavg": list(os.getloadavg())}
-    tag = f"{args.device}-{args.precision}"
+    tag = f"{args.device}-{args.precision}" + (f"-target{args.target_error:g}" if args.target_error else "")
     lines = [f"# Few-shot profile of a device no source measured: {tag} on {here.get('cpu')} ({args.space})", "",
              f"This machine: {here.get('cpu')}, ISA {', '.join(here.get('isa', []))}. Sources ({len(args.sources)}): "
              f"{', '.join(s.name for s in args.sources)}.", "",

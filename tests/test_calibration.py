@@ -169,7 +169,9 @@ def test_few_shot_profile_of_a_device_never_profiled(tiny_profile, tmp_path):
              "--from", ov.root, "--option", "graph_optimization=basic", "--target-error", "0.5", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)["spaces"]["tiny-mbv3"]
-    assert 5 <= res["measured"] <= 8 and res["history"][-1]["loo_mape"] == res["metrics"]["mape"]
+    # active sampling never stops on a handful of points: min(MIN_STOP, n) = 8 here
+    assert res["measured"] == 8 and res["history"][-1]["loo_mape"] == res["metrics"]["mape"]
+    assert res["history"][-1]["loo_mape_upper90"] >= res["metrics"]["mape"]
     prof = DeviceProfile.open(out)
     assert prof.device_options["graph_optimization"] == "basic" and len(prof.models_df("tiny-mbv3")) == res["measured"]
     m = load_latency_model(prof, space="tiny-mbv3")
@@ -185,3 +187,15 @@ def test_few_shot_profile_of_a_device_never_profiled(tiny_profile, tmp_path):
     assert row["models"]["latency_ms"] == "transfer" and "measured on this host" in row["calibration"]
     r = _cli("profile", "--space", "tiny-mbv3", "--out", tmp_path / "none", "--few-shot", "8")
     assert r.returncode == 2 and "--from PROFILE" in r.stderr
+
+
+def test_active_sampling_stops_on_an_upper_bound_not_on_a_lucky_estimate():
+    from hwnas.profiling.few_shot import MIN_STOP, error_upper_bound, target_reached
+
+    lucky = np.log1p([0.01, 0.02, 0.03, 0.04, 0.05])  # five points, mean 3 %: too few to stop on
+    assert not target_reached(lucky, 0.04)
+    steady = np.log1p(np.full(MIN_STOP, 0.02) + np.linspace(-0.005, 0.005, MIN_STOP))
+    assert target_reached(steady, 0.04) and 0.02 < error_upper_bound(steady) < 0.025
+    spread = np.log1p([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.15, 0.15])  # mean 3 %, wide: not yet
+    assert np.mean(np.expm1(spread)) < 0.04 and not target_reached(spread, 0.04)
+    assert error_upper_bound([0.01]) == float("inf")

@@ -44,8 +44,9 @@ class ProfileConfig(Config):
     from_profiles: tuple[Path, ...] = option((), "Source profiles of other devices for --few-shot (repeatable).",
                                              flag="--from")
     target_error: Optional[float] = option(None, "With --few-shot: keep measuring the subnets the model is least "
-                                                 "sure of until its leave-one-out error (MAPE) is below this, e.g. "
-                                                 "0.05, and stop.")
+                                                 "sure of until the 90 % upper bound of its leave-one-out error "
+                                                 "(MAPE) is below this, e.g. 0.05, and stop (never before 10 "
+                                                 "measurements, or --few-shot N if smaller).")
     cluster: Optional[str] = option(None, "Ray cluster of remote boards, HEAD:PORT (for a BACKEND@BOARD --device; "
                                           "default: RAY_ADDRESS).")
 
