@@ -8,7 +8,7 @@ each with ``--samples`` fitting subnets, ``--holdout`` held-out subnets, the fix
 repeats; fits an ``e2e`` model with its conformal intervals; and copies each profile into
 ``hwnas/data/profiles/<name>`` (named from what ``device.json`` records). It also refits the models
 of the profiles already shipped so every shipped model carries intervals. Prints the sizes and
-writes ``results/source_profiles.json``.
+writes ``results/source_profiles.json`` and ``.md`` (the table: time, size, model quality, repeats).
 
     python benchmarks/source_profiles.py [--only ort-fp32 ...] [--samples 80] [--holdout 100]
         [--no-refit] [--stem source_profiles_intel-xeon-amx]
@@ -63,6 +63,31 @@ def refit_models(root: Path, space: str, names: tuple[str, ...] = ("e2e", "hybri
         atomic_write_json(prof.predictor_path(space, "latency_ms", name), m.to_json())
         out[name] = {k: m.metrics_[k] for k in ("within_10", "within_5", "kendall_tau")}
     return out
+
+
+def report(res: dict, command: str) -> str:
+    """The results as a Markdown table (host from the run's own record)."""
+    import numpy as np
+
+    from hwnas.profiles import DeviceProfile
+
+    h = res["host"]
+    lines = [f"# Shipped source profiles ({res['space']}, 1 thread, {res['samples']} fitting + {res['holdout']} held-out "
+             "subnets + 20 reference + 10 repeats each)", "",
+             f"Host: {h.get('cpu')}, ISA {', '.join(h.get('isa', []))}. Load average at the end "
+             f"{res.get('loadavg', [float('nan')])[0]:.2f}.", "",
+             "| profile | device, precision | minutes | size | e2e model, 5-fold: ±10 % / ±5 % / τ | repeats "
+             "(normalised): ±10 % / median dev | latency range ms |", "|---|---|---|---|---|---|---|"]
+    for name, r in res["profiles"].items():
+        e, q = r["models"]["e2e"], r["repeatability"].get("normalised", {})
+        y = DeviceProfile.open(SHIPPED / name).models_df(res["space"])["latency_ms"].to_numpy()
+        lines.append(f"| {name} | {r['device']} {r['precision']} | {r['minutes']:.1f} | {r['bytes'] / 1e3:.0f} kB | "
+                     f"{e['within_10']:.0%} / {e['within_5']:.0%} / {e['kendall_tau']:.3f} | "
+                     f"{q.get('within_10', float('nan')):.0%} / {q.get('median_dev', float('nan')):.1%} | "
+                     f"{np.min(y):.2f}–{np.max(y):.2f} |")
+    total = sum(r["bytes"] for r in res["profiles"].values())
+    lines += ["", f"Total {total / 1e6:.1f} MB. Command: `{command}`"]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -121,7 +146,15 @@ def main(argv: list[str] | None = None) -> dict:
                 stored = tuple(m["name"] for m in DeviceProfile.open(d).list_models(sp, "latency_ms"))
                 res.setdefault("refitted", {})[f"{d.name}/{sp}"] = refit_models(d, sp, stored)
     args.results.mkdir(parents=True, exist_ok=True)
+    import os
+    import sys
+
+    res["loadavg"] = list(os.getloadavg())
     (args.results / f"{args.stem}.json").write_text(json.dumps(res, indent=1, default=str))
+    command = "python benchmarks/source_profiles.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = report(res, command)
+    print(text)
+    (args.results / f"{args.stem}.md").write_text(text + "\n")
     return res
 
 
