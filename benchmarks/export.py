@@ -19,6 +19,10 @@ test split), with the table of what was tried.
     python benchmarks/export.py [--rounds 3] [--pairs 12] [--subnets min,mid,max] [--skip-fmnist]
     python benchmarks/export.py --tiny     # one small subnet, one round, no mixed search: a smoke run
     python benchmarks/export.py --subnets mid --no-mixed --skip-fmnist --tvm-tune-minutes 15 --stem export_tvm_tuned
+    python benchmarks/export.py --batch 8 --subnets mid,max --no-mixed --no-tvm --skip-fmnist --stem export_batch8
+
+``--batch N`` exports and times every variant at batch N (throughput: the speed-up per image is the
+speed-up per batch); the default is the batch-1 latency a single request sees.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def variants_for(name, a, net, devs, work: Path, calib, args, say) -> dict:
     from hwnas.exporting.onnx_export import export_subnet
     from hwnas.types import PrecisionPolicy
 
-    fp32 = export_subnet(net, a, work / f"{name}.onnx")
+    fp32 = export_subnet(net, a, work / f"{name}.onnx", batch_size=args.batch)
     pre = ort_q.preprocess(fp32, work / f"{name}.pre.onnx")
     out = {"ort-fp32": (devs["ort"], fp32),
            "ort-int8": (devs["ort"], ort_q.quantize(pre, work / f"{name}.int8.onnx", PrecisionPolicy.uniform("int8"),
@@ -101,14 +105,14 @@ def part_a(args, work: Path, say) -> dict:
     archs = {"min": sp.min_arch(r or 160), "mid": sp.sample(np.random.default_rng(0), [r or 192]),
              "max": sp.max_arch(r or 224)}
     archs = {k: v for k, v in archs.items() if k in args.subnets}
-    devs: dict = {"ort": get_device("onnxruntime-cpu", threads=args.threads)}
+    devs: dict = {"ort": get_device("onnxruntime-cpu", threads=args.threads, batch_size=args.batch)}
     try:
-        ov = get_device("openvino-cpu", threads=args.threads)
+        ov = get_device("openvino-cpu", threads=args.threads, batch_size=args.batch)
         devs["openvino"] = {p: ov.with_precision(p) for p in ov.float_precisions()}
     except ImportError as exc:
         say(f"OpenVINO skipped: {exc}")
     if args.tvm:
-        devs["tvm"] = get_device("tvm-llvm", threads=args.threads)
+        devs["tvm"] = get_device("tvm-llvm", threads=args.threads, batch_size=args.batch)
         if args.tvm_tune_minutes > 0:  # a fresh database: what tuning finds in the time given, nothing older
             devs["tvm-tuned"] = get_device("tvm-llvm", threads=args.threads, tune_minutes=args.tvm_tune_minutes,
                                            tuning_db=str(work / "tvm-db"))
@@ -120,7 +124,7 @@ def part_a(args, work: Path, say) -> dict:
     out: dict = {}
     for name, a in archs.items():
         t0, load0 = time.time(), os.getloadavg()
-        calib = rng.standard_normal((64, 3, a.r, a.r)).astype(np.float32)
+        calib = rng.standard_normal((max(64, 8 * args.batch), 3, a.r, a.r)).astype(np.float32)
         variants = variants_for(name, a, net, devs, work, calib, args, say)
         rounds: dict[str, list[dict]] = {v: [] for v in variants if v != "ort-fp32"}
         base_dev, base = variants["ort-fp32"]
@@ -176,12 +180,12 @@ def part_b(args, work: Path, say) -> dict:
 
 def markdown(res: dict, args) -> str:
     lines = [f"# Export benchmark ({res['host']['cpu']}, ISA {', '.join(res['host'].get('isa', []))}, "
-             f"{args.threads} thread(s))", ""]
+             f"{args.threads} thread(s), batch {args.batch})", ""]
     if "imagenet_size" in res:
         a = res["imagenet_size"]
         variants = sorted({v for r in a.values() for v in [*r["variants"], *r.get("failed", {})]})
         lines += ["## ofa-mbv3-w1.0 subnets: speed-up over ORT FP32 (median of rounds; 95 % CI range over rounds)",
-                  "", "| subnet | MMACs | ORT FP32 ms | " + " | ".join(variants) + " | best | ≥ 2.0x | load avg |",
+                  "", f"| subnet | MMACs | ORT FP32 ms{' per batch' if args.batch > 1 else ''} | " + " | ".join(variants) + " | best | ≥ 2.0x | load avg |",
                   "|---|---|---|" + "---|" * len(variants) + "---|---|---|"]
         for name, r in a.items():
             cells = [f"{r['variants'][v]['speedup']:.2f}x ({r['variants'][v]['ci_low']:.2f}-"
@@ -210,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=12, help="burst pairs per comparison (at least)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1, help="batch size every variant is exported and timed at")
     ap.add_argument("--subnets", default="min,mid,max")
     ap.add_argument("--resolution", type=int, default=0, help="one resolution for every subnet (0: 160/192/224)")
     ap.add_argument("--no-mixed", dest="mixed", action="store_false")
@@ -235,7 +240,10 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.devices.base import host_facts
 
     work = Path(tempfile.mkdtemp(prefix="hwnas-bench-export-"))
-    res: dict = {"host": host_facts(), "threads": args.threads, "rounds": args.rounds, "pairs": args.pairs,
+    if args.batch < 1:
+        raise SystemExit(f"--batch must be at least 1, got {args.batch}")
+    res: dict = {"host": host_facts(), "threads": args.threads, "batch": args.batch, "rounds": args.rounds,
+                 "pairs": args.pairs,
                  "command": "python benchmarks/export.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     t0 = time.time()
     say = lambda msg: print(msg, flush=True)  # noqa: E731

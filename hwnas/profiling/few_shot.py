@@ -98,8 +98,9 @@ def few_shot_profile(prof: DeviceProfile, device: Device, space: str, sources: S
         err, upper = model.metrics_["mape"], error_upper_bound(model.interval_)
         history.append({"n": len(done), "loo_mape": err, "loo_mape_upper90": upper,
                         "loo_within_10": model.metrics_["within_10"]})
-        say(f"few-shot {space}: {len(done)} measured, leave-one-out MAPE {err:.1%} (90 % upper bound "
-            f"{upper:.1%}), {model.metrics_['within_10']:.0%} within ±10 % ({model.describe()})")
+        # a progress line: what decides the stop first (a narrow terminal cuts the rest)
+        say(f"few-shot {space}: {len(done)} measured, error {err:.1%} (≤ {upper:.1%} at 90 %), "
+            f"{model.metrics_['within_10']:.0%} within ±10 % ({model.describe()})")
         if target_error is None or target_reached(model.interval_, target_error, min(MIN_STOP, n)) or len(done) >= n:
             break
         known = {a.key() for a in done}
