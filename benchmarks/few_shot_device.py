@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
            "latency_range_ms": [float(y.min()), float(y.max())],
            "wall_s": time.time() - t0, "loadavg": list(os.getloadavg())}
     tag = f"{args.device}-{args.precision}" + (f"-target{args.target_error:g}" if args.target_error else "")
-    lines = [f"# Few-shot profile of a device no source measured: {tag} on {here.get('cpu')} ({args.space})", "",
+    lines = [f"# Few-shot profile of a device no source measured: {args.device} {args.precision} on {here.get('cpu')} "
+             f"({args.space}" + (f", --target-error {args.target_error:g})" if args.target_error else ")"), "",
              f"This machine: {here.get('cpu')}, ISA {', '.join(here.get('isa', []))}. Sources ({len(args.sources)}): "
              f"{', '.join(s.name for s in args.sources)}.", "",
              f"`{res['command']}` measured {len(shots)} subnets and stored `{model.describe()}` in "
