@@ -59,7 +59,11 @@ def test_the_stopping_rule_on_synthetic_runners():
     g = compare(sleeper(0.0004), sleeper(0.0008), cfg)
     assert g.verdict == "loss" and g.n_pairs == cfg.min_pairs and 0.4 < g.speedup < 0.65, g
     spin = lambda: sum(range(2000))  # noqa: E731
-    assert compare(spin, spin, cfg).verdict == NO_GAIN
+    # equal runners: "no measurable gain" at least twice in three tries. One try is not a fair test on a
+    # shared machine: in one full suite run foreign work on the other core made one such A/A run read as
+    # a "loss" (0 of 60 alone); a rule biased either way fails all three.
+    verdicts = [compare(spin, spin, cfg).verdict for _ in range(3)]
+    assert verdicts.count(NO_GAIN) >= 2, verdicts
 
 
 def test_the_policy_search_takes_only_groups_with_a_measurable_gain(tmp_path):
