@@ -114,8 +114,8 @@ def part_a(args, work: Path, say) -> dict:
     if args.tvm:
         devs["tvm"] = get_device("tvm-llvm", threads=args.threads, batch_size=args.batch)
         if args.tvm_tune_minutes > 0:  # a fresh database: what tuning finds in the time given, nothing older
-            devs["tvm-tuned"] = get_device("tvm-llvm", threads=args.threads, tune_minutes=args.tvm_tune_minutes,
-                                           tuning_db=str(work / "tvm-db"))
+            devs["tvm-tuned"] = get_device("tvm-llvm", threads=args.threads, batch_size=args.batch,
+                                           tune_minutes=args.tvm_tune_minutes, tuning_db=str(work / "tvm-db"))
             from hwnas.devices.tvm_tune import throttled
 
             devs["tvm-tuned"].tune_progress = throttled(say, 60.0)
@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-accuracy-drop", type=float, default=0.5)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
+    if args.batch < 1:
+        ap.error(f"--batch must be at least 1, got {args.batch}")
     if args.tiny:
         args.subnets, args.resolution, args.rounds, args.pairs = "min", 128, 1, 6
         args.mixed = args.tvm = False
@@ -240,8 +242,6 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.devices.base import host_facts
 
     work = Path(tempfile.mkdtemp(prefix="hwnas-bench-export-"))
-    if args.batch < 1:
-        raise SystemExit(f"--batch must be at least 1, got {args.batch}")
     res: dict = {"host": host_facts(), "threads": args.threads, "batch": args.batch, "rounds": args.rounds,
                  "pairs": args.pairs,
                  "command": "python benchmarks/export.py " + " ".join(argv if argv is not None else sys.argv[1:])}

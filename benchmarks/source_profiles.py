@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -146,9 +148,6 @@ def main(argv: list[str] | None = None) -> dict:
                 stored = tuple(m["name"] for m in DeviceProfile.open(d).list_models(sp, "latency_ms"))
                 res.setdefault("refitted", {})[f"{d.name}/{sp}"] = refit_models(d, sp, stored)
     args.results.mkdir(parents=True, exist_ok=True)
-    import os
-    import sys
-
     res["loadavg"] = list(os.getloadavg())
     (args.results / f"{args.stem}.json").write_text(json.dumps(res, indent=1, default=str))
     command = "python benchmarks/source_profiles.py " + " ".join(argv if argv is not None else sys.argv[1:])

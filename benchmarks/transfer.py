@@ -36,13 +36,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from hwnas.devices.base import host_facts, host_fingerprint
-    from hwnas.devices.timing import TimingConfig
     from hwnas.latency_models.intervals import coverage_of
     from hwnas.latency_models.metrics import holdout_data, score
     from hwnas.pipeline.jobs import profile_device, quiet_torch, subnet_builder
     from hwnas.pipeline.predictors import base_model
     from hwnas.profiles import DeviceProfile
-    from hwnas.profiling.calibration import calibrate
+    from hwnas.profiling.calibration import calibrate, profile_timing
 
     prof = DeviceProfile.open(args.profile)
     dev = profile_device(prof)
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = rec.transfer()
     archs, profile_y = holdout_data(prof, args.space, "latency_ms")
     archs = archs[: args.holdout]
-    timing = TimingConfig(bursts=10, burst_s=0.04)
+    timing = profile_timing(prof, args.space)  # the truth timed like the profile's rows and the calibration
     truth, again = [], {}
     rng = np.random.default_rng(0)
     twice = set(rng.choice(len(archs), min(args.repeat, len(archs)), replace=False).tolist())

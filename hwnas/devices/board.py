@@ -232,7 +232,7 @@ class BoardRunner:
 
         self._hello()
         t0 = time.perf_counter()
-        timing = TimingConfig(**kw["timing"]) if kw.get("timing") else None
+        timing = TimingConfig.from_dict(kw["timing"]) if kw.get("timing") else None
         m = self.device.measure(self._path(mid), timing, reference=kw.get("reference", "auto"),
                                 energy=bool(kw.get("energy")), subject=kw.get("subject"))
         return {**measurement_dict(m), "board_s": time.perf_counter() - t0}  # what the board itself spent

@@ -55,6 +55,14 @@ class TimingConfig:
 
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> TimingConfig:
+        """The inverse of :meth:`to_dict` (a profile's or a board's record); unknown keys are ignored."""
+        from dataclasses import fields
+
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
 
 def time_runs(run: Runner, n: int) -> list[float]:
     """Milliseconds of ``n`` back-to-back runs."""
