@@ -1,6 +1,7 @@
 """Export: precision policies, ORT INT8 quantization, the bundle (all-or-nothing) and its verification."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -214,16 +215,34 @@ def test_nncf_int8_for_openvino_honours_the_policy(tiny_fp32, tmp_path):
 @pytest.mark.data
 @pytest.mark.slow
 def test_openvino_int8_bundle_carries_the_ir_and_verifies(tmp_path):
+    """A batched (throughput) bundle: the deployed IR and the FP32 graph take 4 images, the manifest's
+    device runs batch 4, and verify re-measures it at that batch."""
+    import openvino as ov
+
     from hwnas.pipeline import export, verify
 
     a = get_space("tiny-mbv3").min_arch()
-    m = export(arch=a.to_str(), out=tmp_path / "b", device="openvino-cpu", precision="int8").manifest
+    m = export(arch=a.to_str(), out=tmp_path / "b", device="openvino-cpu", precision="int8", batch_size=4).manifest
     assert m.deployed == "openvino/model.xml" and "model.onnx" not in m.files
     assert {"openvino/model.xml", "openvino/model.bin", "model.fp32.onnx"} <= set(m.files)
     assert m.memory.analytic_mb["weights_mb"] > 0  # from the FP32 graph: the IR holds no ONNX
     assert m.accuracy.drop_pts < 3.0
+    assert m.device["batch_size"] == 4
+    assert ov.Core().read_model(str(tmp_path / "b" / m.deployed)).input(0).get_partial_shape()[0].get_length() == 4
+    fp32 = onnx.load(str(tmp_path / "b" / "model.fp32.onnx"))
+    assert fp32.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
     r = verify(bundle=tmp_path / "b", latency_tolerance=10.0)
-    assert r.accuracy.ok and r.device == "openvino-cpu"
+    assert r.accuracy.ok and r.accuracy.diff == 0.0 and r.device == "openvino-cpu"
+
+
+def test_export_batch_size_is_checked_before_any_work(tmp_path):
+    from hwnas.pipeline import export
+
+    a = get_space("tiny-mbv3").min_arch()
+    for bad in (0, 257):
+        with pytest.raises(ConfigError, match=r"--batch-size must be 1\.\.256"):
+            export(arch=a.to_str(), out=tmp_path / "b", precision="int8", batch_size=bad)
+    assert not (tmp_path / "b").exists()
 
 
 def test_policy_search_reverts_top_down_when_no_single_group_gains(tmp_path):

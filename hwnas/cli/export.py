@@ -25,8 +25,14 @@ def export_cmd(cfg: ExportConfig, out: Output) -> None:
     out.print(f"{m.arch} → {bundle.path}\n  precision {m.precision}: {m.policy_label or m.policy_summary} on "
               f"{m.device['name']} ({m.device['precision']}; ran {ran or m.policy_summary}), deployed {m.deployed}\n"
               f"  top-1 fp32 {acc.fp32_top1:.2f} % → {acc.deployed_top1:.2f} % ({acc.split}, {acc.images} images)\n"
-              f"  latency fp32 {lat.fp32_ms:.4f} ms → {lat.measured_ms:.4f} ms "
+              f"  latency fp32 {lat.fp32_ms:.4f} ms → {lat.measured_ms:.4f} ms{per_batch(m.device, lat)} "
               f"({lat.speedup_vs_fp32:.2f}x; predicted {pred})")
+
+
+def per_batch(device: dict, lat) -> str:
+    """' per batch of N (… ms per image)' for a batched bundle, nothing for batch 1."""
+    n = int(device.get("batch_size", 1))
+    return f" per batch of {n} ({lat.measured_ms / n:.4f} ms per image)" if n > 1 else ""
 
 
 @command("verify", VerifyConfig)

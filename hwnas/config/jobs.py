@@ -126,6 +126,9 @@ class ExportConfig(Config):
     mixed_per_runtime: int = option(1, "With several devices: mixed-policy searches per runtime, for its fastest "
                                        "float precisions (0: only uniform and all-INT8 policies).")
     max_accuracy_drop: float = option(0.5, "Top-1 points the mixed policy may lose (validation split).")
+    batch_size: int = option(1, "Images per inference of the deployed model (1: the latency one request sees; "
+                                "N: throughput, every latency per batch of N; at most 256, the calibration "
+                                "images).")
     data: Optional[str] = option(None, "Dataset name or folder (default: the space's).")
     data_options: dict[str, str] = data_option()
     overwrite: bool = option(False, "Replace an existing bundle at --out.")

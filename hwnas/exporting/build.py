@@ -69,14 +69,15 @@ def build(arch: ArchConfig, out: str | os.PathLike, *, device: Device | Sequence
     if max_accuracy_drop < 0:
         raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {max_accuracy_drop}.")
     devices = list(device) if isinstance(device, (list, tuple)) else [device]
+    batch = batch_size(devices)
     say = progress or (lambda msg: None)
     BundleWriter(out, overwrite)  # refuse an existing bundle before any work
     ds = open_dataset(data, arch.space)  # a name, a folder, or a dataset already open
     train, val, test = ds.splits("train", "val", "test")
     work = Path(tempfile.mkdtemp(prefix="hwnas-export-"))
     try:
-        fp32, weights = fp32_subnet(arch, checkpoint, train, work)
-        say(f"exported {arch.to_str()} (weights: {weights})")
+        fp32, weights = fp32_subnet(arch, checkpoint, train, work, batch)
+        say(f"exported {arch.to_str()} (weights: {weights}{f'; batch {batch}' if batch > 1 else ''})")
         calib, sens = train.calibration_inputs(arch.r, CALIBRATION_IMAGES), val.sample(SENSITIVITY_IMAGES)
         if len(devices) > 1:
             plan = plan_choice(devices, arch, fp32, calib, sens, test, precision, max_accuracy_drop, predicted,
@@ -143,8 +144,21 @@ def plan_choice(devices: Sequence[Device], arch: ArchConfig, fp32: Path, calib, 
     return Plan(ch.device, chosen, ev, fp32_top1, fp32_ms, predicted, scale_note, selection)
 
 
-def fp32_subnet(arch: ArchConfig, checkpoint, calib, work: Path) -> tuple[Path, str]:
-    """The subnet extracted from trained weights, BN recalibrated on ``calib``, as FP32 ONNX."""
+def batch_size(devices: Sequence[Device]) -> int:
+    """The one batch size every device of an export runs (the deployed graph's first dimension); refused
+    past the calibration images, which must fill at least one batch."""
+    sizes = sorted({d.batch_size for d in devices})
+    if len(sizes) > 1:
+        raise ConfigError(f"The devices of one export run one batch size; got {', '.join(map(str, sizes))}.")
+    if not 1 <= sizes[0] <= CALIBRATION_IMAGES:
+        raise ConfigError(f"--batch-size must be 1..{CALIBRATION_IMAGES} (INT8 calibration fills at least one batch "
+                          f"of its {CALIBRATION_IMAGES} images), got {sizes[0]}.")
+    return sizes[0]
+
+
+def fp32_subnet(arch: ArchConfig, checkpoint, calib, work: Path, batch: int = 1) -> tuple[Path, str]:
+    """The subnet extracted from trained weights, BN recalibrated on ``calib``, as FP32 ONNX with a
+    fixed batch of ``batch`` images."""
     from hwnas.exporting.onnx_export import export_onnx
     from hwnas.supernet import load_supernet
     from hwnas.supernet.evaluate import recalibrate_bn
@@ -156,7 +170,7 @@ def fp32_subnet(arch: ArchConfig, checkpoint, calib, work: Path) -> tuple[Path, 
     import torch
 
     torch.set_num_threads(1)  # torch's idle threads would spin on the cores the runtime is measured on
-    return export_onnx(sub, net.space.input_shape(arch), work / "model.fp32.onnx"), source
+    return export_onnx(sub, net.space.input_shape(arch, batch), work / "model.fp32.onnx"), source
 
 
 def device_scale(device: Device, predicted: dict[str, float] | None, predicted_for: str | None,

@@ -31,7 +31,7 @@ def verify(bundle: str | os.PathLike | DeploymentBundle, device: Device | None =
     m = b.manifest
     register_bundle_space(b)
     dev = device or get_device(m.device["name"], threads=m.device["threads"],
-                               precision=m.device.get("precision", "fp32"))
+                               precision=m.device.get("precision", "fp32"), batch_size=m.device.get("batch_size", 1))
     split = bundle_data(m, data, data_options).split(m.accuracy.split)
     lat = m.latency
     ev = DeviceEvaluator(dev, split, m.preprocess["resolution"], {lat.reference: lat.reference_ms})

@@ -199,13 +199,14 @@ def export_devices(cfg: ExportConfig, progress=None):
         if cfg.tune_minutes:
             raise ConfigError("--tune-minutes tunes one compiling device: use it with --device tvm-llvm, not with "
                               f"'{cfg.device}'.")
-        return [device_from(n, cfg.threads, cluster=cfg.cluster) for n in device_names(cfg.device, cfg.threads)]
+        return [device_from(n, cfg.threads, cluster=cfg.cluster, batch_size=cfg.batch_size)
+                for n in device_names(cfg.device, cfg.threads)]
     if len(cfg.float_precision) > 1:
         raise ConfigError("One device runs one float precision: give one --float-precision, or --device auto / a "
                           "comma list to try several.")
     prec = {"precision": cfg.float_precision[0]} if cfg.float_precision else {}
     dev = device_from(cfg.device, cfg.threads, tuning_options(cfg.device, cfg.tune_minutes), cluster=cfg.cluster,
-                      **prec)
+                      batch_size=cfg.batch_size, **prec)
     if cfg.tune_minutes and progress is not None:
         from hwnas.devices.tvm_tune import throttled
 
