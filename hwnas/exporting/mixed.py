@@ -107,7 +107,7 @@ def group_costs(groups: Sequence[Group], build: BuildFn, evaluate: EvalFn, laten
     the paired in-context measurement against the float model and carries its interval and verdict."""
     costs = []
     for i, g in enumerate(groups):
-        path = build(only(groups, [g.name], other), workdir / f"only-{g.name}.onnx")
+        path = build(only(groups, [g.name], other), workdir / f"only-{g.name}")  # the quantizer's own format
         acc = evaluate(path)
         if gain is not None:
             m = gain(path)
@@ -134,7 +134,7 @@ def search_policy(groups: Sequence[Group], costs: Sequence[GroupCost], budget_pt
     paths: dict[str, Path] = {}
 
     def run(label: str, names: list[str]) -> Trial:
-        p = build(only(groups, names, other), workdir / f"{label}.onnx")
+        p = build(only(groups, names, other), workdir / label)  # the quantizer's own format (what is deployed)
         t = Trial(label, sorted(names), evaluate(p), latency(p))
         trials.append(t)
         paths[label] = p
