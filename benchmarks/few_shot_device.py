@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.pipeline.jobs import profile_device, quiet_torch, subnet_builder
     from hwnas.profiles import DeviceProfile
     from hwnas.profiling.precision import in_precision
-    from hwnas.profiling.profiler import measure_archs
+    from hwnas.profiling.profiler import built, measure_archs
     from hwnas.profiling.sampling import reference_archs, stratified_archs
     from hwnas.types import ArchConfig
 
@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as t2:
         path = Path(t2) / "m.onnx"
         for i in twice:
-            build(held[i], path)
-            again.append(dev.measure(path, timing).latency_on(prof.reference_ms_by_name))
+            again.append(dev.measure(built(build(held[i], path), path), timing).latency_on(prof.reference_ms_by_name))
     dev.close()
     rep = np.abs(np.asarray(again) / y[twice] - 1)
     floor = {"n": len(twice), "within_10": float(np.mean(rep <= 0.10)), "within_5": float(np.mean(rep <= 0.05)),

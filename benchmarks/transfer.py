@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.pipeline.predictors import base_model
     from hwnas.profiles import DeviceProfile
     from hwnas.profiling.calibration import calibrate, profile_timing
+    from hwnas.profiling.profiler import built
 
     prof = DeviceProfile.open(args.profile)
     dev = profile_device(prof)
@@ -66,13 +67,11 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
         for i, a in enumerate(archs):
-            build(a, path)
-            truth.append(dev.measure(path, timing).latency_on(rec.reference_ms))
+            truth.append(dev.measure(built(build(a, path), path), timing).latency_on(rec.reference_ms))
             if i % 20 == 19:
                 print(f"  measured {i + 1}/{len(archs)} held-out subnets ({time.time() - t1:.0f} s)", flush=True)
         for i in sorted(twice):  # the second pass, minutes after the first
-            build(archs[i], path)
-            again[i] = dev.measure(path, timing).latency_on(rec.reference_ms)
+            again[i] = dev.measure(built(build(archs[i], path), path), timing).latency_on(rec.reference_ms)
     y = np.asarray(truth)
     first = np.array([y[i] for i in sorted(twice)])
     second = np.array([again[i] for i in sorted(twice)])

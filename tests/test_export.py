@@ -239,7 +239,7 @@ def test_openvino_int8_bundle_carries_the_ir_and_verifies(tmp_path):
 @pytest.mark.data
 def test_openvino_mixed_search_times_the_ir_it_deploys(tiny_fp32, tmp_path):
     """The mixed search must judge the artefact it deploys: on OpenVINO the IR from NNCF's OpenVINO
-    backend, not a QDQ ONNX file (which the CPU plugin ran 1.7-2.3x slower than that IR here)."""
+    backend, not a QDQ ONNX file (which the CPU plugin ran 1.75-2.41x slower than that IR here)."""
     from hwnas.devices import get_device
     from hwnas.exporting.mixed import group_costs, search_policy
 

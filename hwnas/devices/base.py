@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hwnas.errors import ConfigError, RuntimeMissingError
+from hwnas.errors import ConfigError, DeviceError, RuntimeMissingError
 from hwnas.types import DeviceSpec, Measurement, PrecisionPolicy
 
 
@@ -245,6 +245,27 @@ class Device(ABC):
     def close(self) -> None:
         """Release loaded reference models."""
         self._references = None
+
+
+def model_files(model: str | os.PathLike) -> list[Path]:
+    """The files that make up a model: the file itself and its side files (IR weights, external data,
+    a library's input shape)."""
+    p = Path(model)
+    if not p.is_file():
+        raise DeviceError(f"Model '{p}' does not exist.")
+    side = {".xml": [".bin"], ".so": [".shape"], ".onnx": [".onnx.data"]}.get(p.suffix, [])
+    return [p] + [q for q in (p.with_suffix(s) if s != ".onnx.data" else p.with_name(p.name + ".data") for s in side)
+                  if q.is_file()]
+
+
+def copy_model(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a model and its side files (an IR's ``.bin``) to ``dst`` (same suffix), side files renamed alike."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    for f in model_files(src):
+        shutil.copyfile(f, dst.with_name(dst.stem + f.name[len(src.stem):]))
+    return dst
 
 
 def batch_outputs(m: LoadedModel, x: np.ndarray) -> np.ndarray:

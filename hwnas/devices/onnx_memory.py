@@ -108,3 +108,24 @@ def analytic_memory(onnx_path: str | os.PathLike) -> AnalyticMemory:
                 del live[name]
     return AnalyticMemory(weights_mb=weights / MIB, peak_activations_mb=peak / MIB,
                           total_mb=(weights + peak) / MIB, peak_node=peak_node, n_nodes=len(nodes))
+
+
+def model_memory(path: str | os.PathLike) -> AnalyticMemory:
+    """:func:`analytic_memory` of an ONNX model; of a model in a runtime's own format (an OpenVINO IR
+    a profiler wrote beside the FP32 ONNX it was quantized from): weights as that format stores them
+    (its files other than the graph, e.g. the IR's ``.bin``), activations from the ONNX beside it."""
+    from pathlib import Path
+
+    from hwnas.devices.base import model_files
+
+    p = Path(path)
+    if p.suffix == ".onnx":
+        return analytic_memory(p)
+    twin = p.with_suffix(".onnx")
+    if not twin.is_file():
+        raise DeviceError(f"No analytic memory for '{p.name}': it is not ONNX and no ONNX model lies beside it "
+                          f"('{twin.name}').")
+    act = analytic_memory(twin)
+    weights = sum(f.stat().st_size for f in model_files(p)[1:]) / MIB
+    return AnalyticMemory(weights_mb=weights, peak_activations_mb=act.peak_activations_mb,
+                          total_mb=weights + act.peak_activations_mb, peak_node=act.peak_node, n_nodes=act.n_nodes)

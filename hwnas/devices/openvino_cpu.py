@@ -28,6 +28,7 @@ from hwnas.errors import ConfigError, DeviceError
 # precision → INFERENCE_PRECISION_HINT; ``int8``: the device times quantized models (an INT8
 # profile's), their float layers in f32
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+INT8_MODEL = "ir"  # what an int8 device times: the IR of NNCF's OpenVINO backend (see hwnas.profiling.precision)
 
 
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
@@ -142,6 +143,12 @@ class OpenVINOCPU(Device):
                  **options: Any) -> None:
         if precision not in _HINTS:  # int8: it times quantized models, as an INT8 profile hands it
             raise ConfigError(f"OpenVINO precision must be one of {list(_HINTS)}, got '{precision}'.")
+        if precision == "int8":  # recorded in the spec: INT8 profiles made before timed QDQ ONNX, not the IR
+            if str(options.setdefault("int8_model", INT8_MODEL)) != INT8_MODEL:
+                raise ConfigError(f"openvino-cpu int8 times NNCF's OpenVINO IR (int8_model={INT8_MODEL}), what export "
+                                  f"deploys; got int8_model={options['int8_model']}.")
+        else:
+            options.pop("int8_model", None)
         super().__init__(threads, precision, batch_size, perf_count=int(bool(perf_count)), **options)
         from hwnas.devices.precision import require_float_precision
 

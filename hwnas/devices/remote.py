@@ -45,17 +45,6 @@ class BoardLostError(DeviceError):
     """A board died or became unreachable while working; what it had finished is kept."""
 
 
-def _files(model: str | os.PathLike) -> list[Path]:
-    """The files that make up a model: the file itself and its side files (IR weights, external data,
-    a library's input shape)."""
-    p = Path(model)
-    if not p.is_file():
-        raise DeviceError(f"Model '{p}' does not exist.")
-    side = {".xml": [".bin"], ".so": [".shape"], ".onnx": [".onnx.data"]}.get(p.suffix, [])
-    return [p] + [q for q in (p.with_suffix(s) if s != ".onnx.data" else p.with_name(p.name + ".data") for s in side)
-                  if q.is_file()]
-
-
 def _raise(reply: str) -> Any:
     """The result of a board's JSON reply, or its error raised as the same hwnas error class."""
     data = json.loads(reply)
@@ -147,7 +136,9 @@ class BoardDevice(Device):
         from hwnas.devices.board import model_id
         from hwnas.fileio import file_sha256
 
-        paths = _files(model)
+        from hwnas.devices.base import model_files
+
+        paths = model_files(model)
         files = [{"name": p.name, "sha256": file_sha256(p)} for p in paths]
         mid = model_id(files)
         if mid not in self._staged:

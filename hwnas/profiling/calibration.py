@@ -162,6 +162,7 @@ def calibrate(prof: DeviceProfile, space: str, device: Device, base, build_model
     import tempfile
 
     from hwnas.latency_models.transfer import from_models
+    from hwnas.profiling.profiler import built
     from hwnas.profiling.session import reference_latencies
 
     t0 = time.perf_counter()
@@ -173,8 +174,7 @@ def calibrate(prof: DeviceProfile, space: str, device: Device, base, build_model
             if len(archs) >= 5 and time.perf_counter() - t0 > budget_s:
                 break
             path = Path(tmp) / "model.onnx"
-            build_model(a, path)
-            measured.append(device.measure(path, timing).latency_on(scale))
+            measured.append(device.measure(built(build_model(a, path), path), timing).latency_on(scale))
             archs.append(a)
     if len(archs) < 3:
         raise ProfileError(f"Profile '{prof.root}' has only {len(archs)} reference subnets for '{space}': "

@@ -158,20 +158,20 @@ def fan_out(prof: DeviceProfile, device, tasks: list, measure_task, settings_kw:
 
 
 def _profile_task(settings, space: str, build_model, build_layer):
-    from hwnas.profiling.profiler import model_identity, op_identity
+    from hwnas.profiling.profiler import built, model_identity, op_identity, remove_models
 
     def measure(session, t, folder: Path, build_lock):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "model.onnx"
         dev_id = session.prof.device_id
         with build_lock:
-            (build_layer if t.table == "ops" else build_model)(t.item, path)
+            model = built((build_layer if t.table == "ops" else build_model)(t.item, path), path)
         if t.table == "ops":
-            row = session.row("ops", op_identity(t.item, space, dev_id), path, settings.op_timing, energy=False)
+            row = session.row("ops", op_identity(t.item, space, dev_id), model, settings.op_timing, energy=False)
         else:
-            row = session.row("models", model_identity(t.item, t.kind, t.repeat, dev_id), path,
+            row = session.row("models", model_identity(t.item, t.kind, t.repeat, dev_id), model,
                               settings.model_timing, energy=settings.energy)
-        path.unlink(missing_ok=True)
+        remove_models(path, model)
         return row
 
     return measure
@@ -219,7 +219,7 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx, 
                   timing=None, energy: bool = True, kernel_times: bool = True, retries: int = 2,
                   progress: Progress | None = None, workdir: str | Path | None = None) -> list[ProfileRow]:
     """:func:`~hwnas.profiling.profiler.measure_archs` with the archs measured in parallel, one per board."""
-    from hwnas.profiling.profiler import _model_timing, model_identity
+    from hwnas.profiling.profiler import _model_timing, built, model_identity, remove_models
 
     timing = timing or _model_timing()
     with prof.writing(f"measuring {kind} archs"):
@@ -232,9 +232,9 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx, 
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / "model.onnx"
             with build_lock:
-                build_onnx(a, path)
-            row = session.row("models", model_identity(a, kind, 0, prof.device_id), path, timing, energy)
-            path.unlink(missing_ok=True)
+                model = built(build_onnx(a, path), path)
+            row = session.row("models", model_identity(a, kind, 0, prof.device_id), model, timing, energy)
+            remove_models(path, model)
             return row
 
         if todo:

@@ -4,10 +4,16 @@ OpenVINO takes FP32 / BF16 / FP16 as an inference-precision setting; INT8 on ONN
 OpenVINO) exists only as a quantized model. A device configured ``precision="int8"`` used to time
 the FP32 models it was handed and label the rows ``int8``. :func:`in_precision` wraps the
 profiler's ONNX builders so each model (a block of the block table, or a whole subnet) is
-quantized with the device's own quantizer before it is timed — QDQ ``QuantizeLinear`` /
-``DequantizeLinear`` around every layer, by ONNX Runtime's quantizer on ONNX Runtime and by NNCF's
-ONNX backend on OpenVINO (whose CPU plugin runs the QDQ pairs as INT8 kernels) — calibrated on random inputs (latency
-does not depend on the calibration ranges; accuracy is never taken from these models).
+quantized with the device's own quantizer, in the format that runtime deploys, before it is timed:
+a QDQ ONNX model (``QuantizeLinear`` / ``DequantizeLinear`` around every layer) by ONNX Runtime's
+quantizer on ONNX Runtime, an IR by NNCF's OpenVINO backend on OpenVINO — the IR that ``export``
+deploys; the QDQ ONNX form NNCF's ONNX backend writes ran 1.75-2.41x slower on OpenVINO's CPU plugin
+(``benchmarks/openvino_int8_formats.py``). The IR is written beside the FP32 ONNX file, which stays
+for the row's analytic memory. Calibrated on random inputs (latency does not depend on the
+calibration ranges; accuracy is never taken from these models).
+
+A builder returns the path of the model to time (None: the path it was handed), so callers
+measure what the builder returns.
 
 :func:`quantize_model` is the same step for one model under any policy (the joint search's
 per-block INT8 policies), used where a pair is measured on the device.
@@ -40,8 +46,10 @@ def random_calibration(onnx_path: str | Path, n: int = CALIBRATION_SAMPLES, seed
 
 def quantize_model(device, fp32: str | Path, out: str | Path, policy: PrecisionPolicy,
                    calibration: np.ndarray | None = None, seed: int = 0) -> Path:
-    """``fp32`` quantized by ``device``'s own quantizer under ``policy``, written at ``out`` (the
-    quantizer's suffix; in place of ``fp32`` when ``out`` is the same path)."""
+    """``fp32`` quantized by ``device``'s own quantizer under ``policy``, written at ``out`` (with no
+    suffix: in the quantizer's own format; in place of ``fp32`` when ``out`` is the same path)."""
+    from hwnas.devices.base import copy_model
+
     fp32, out = Path(fp32), Path(out)
     with tempfile.TemporaryDirectory(prefix="hwnas-precision-") as tmp, quiet_ort():
         src = Path(tmp) / "fp32.onnx"
@@ -52,11 +60,13 @@ def quantize_model(device, fp32: str | Path, out: str | Path, policy: PrecisionP
             raise ConfigError(f"'{device.name}' has no quantizer, so it cannot run INT8 models; profile it with "
                               "--precision fp32 (or a precision its runtime takes as a setting).")
         q.check(policy)
+        if not out.suffix:
+            out = out.with_suffix(q.suffix)
         if out.suffix not in q.suffixes:
             raise ConfigError(f"'{device.name}' writes INT8 models as {'/'.join(q.suffixes)} files, not "
                               f"'{out.suffix}'; profile INT8 on onnxruntime-cpu or openvino-cpu.")
         built = q.build(policy, Path(tmp) / ("q" + out.suffix))
-        shutil.copyfile(built, out)
+        copy_model(built, out)
     return out
 
 
@@ -77,13 +87,14 @@ def quiet_ort():
 
 def in_precision(device, build: Callable[[Any, Path], Any] | None, seed: int = 0):
     """``build`` (an ONNX builder of the profiler) writing models in the device's precision: for a
-    quantized precision, each FP32 model it writes is replaced by its quantized form."""
+    quantized precision, each FP32 model it writes is quantized in the runtime's own format (in place
+    of the ONNX file where that is ONNX, beside it otherwise) and that model's path returned."""
     if build is None or device.precision not in QUANTIZED_PRECISIONS:
         return build
     policy = PrecisionPolicy.uniform(device.precision)
 
     def built_in_precision(item, path: Path):
         build(item, path)
-        return quantize_model(device, path, path, policy, seed=seed)
+        return quantize_model(device, path, Path(path).with_suffix(""), policy, seed=seed)
 
     return built_in_precision

@@ -39,6 +39,14 @@ from hwnas.types import ArchConfig, Progress
 
 BuildModel = Callable[[ArchConfig, Path], Any]
 BuildLayer = Callable[[Any, Path], Any]
+# a builder writes an ONNX file at the path it is handed and returns the model to time: that path,
+# None (the same), or a model it derived from it (an INT8 profile's quantized IR, see
+# hwnas.profiling.precision)
+
+
+def built(result: Any, path: Path) -> Path:
+    """The model a builder asks to be timed (its return value, else the path it was handed)."""
+    return Path(result) if isinstance(result, (str, Path)) else path
 # progress(description, done_units, total_units): a model counts MODEL_UNITS op units
 
 MODEL_UNITS = 8.0
@@ -230,15 +238,15 @@ def run_profile(prof: DeviceProfile, device: Device, settings: ProfileSettings, 
                     progress(_describe(t), done, total)
                 path = tmp / "model.onnx"
                 if t.table == "ops":
-                    build_layer(t.item, path)
-                    row = session.row("ops", op_identity(t.item, settings.space, prof.device_id), path,
+                    model = built(build_layer(t.item, path), path)
+                    row = session.row("ops", op_identity(t.item, settings.space, prof.device_id), model,
                                       settings.op_timing, energy=False)
                 else:
-                    build_model(t.item, path)
-                    row = session.row("models", model_identity(t.item, t.kind, t.repeat, prof.device_id), path,
+                    model = built(build_model(t.item, path), path)
+                    row = session.row("models", model_identity(t.item, t.kind, t.repeat, prof.device_id), model,
                                       settings.model_timing, energy=settings.energy)
                 prof.add_row(row)
-                path.unlink(missing_ok=True)
+                remove_models(path, model)
                 counts["measured"] += 1
                 counts["unstable"] += int(row.derived["unstable"])
                 counts["seconds"]["holdout" if t.kind == "holdout" else t.table] += time.perf_counter() - t0
@@ -255,6 +263,16 @@ def run_profile(prof: DeviceProfile, device: Device, settings: ProfileSettings, 
     counts["wall_s"] = time.perf_counter() - t_start
     counts["quality"] = quality
     return counts
+
+
+def remove_models(*paths: Path) -> None:
+    """Delete the models a row was built and timed from, with their side files."""
+    from hwnas.devices.base import model_files
+
+    for p in paths:
+        if Path(p).is_file():
+            for f in model_files(p):
+                f.unlink(missing_ok=True)
 
 
 def _units(tasks: Sequence[Task]) -> float:
@@ -298,11 +316,11 @@ def measure_archs(prof: DeviceProfile, archs: Sequence[ArchConfig], build_onnx: 
                 if progress:
                     progress(f"{kind} {a.to_str()}", i, len(todo))
                 path = tmp / "model.onnx"
-                build_onnx(a, path)
-                row = session.row("models", model_identity(a, kind, 0, prof.device_id), path, timing, energy)
+                model = built(build_onnx(a, path), path)
+                row = session.row("models", model_identity(a, kind, 0, prof.device_id), model, timing, energy)
                 prof.add_row(row)
                 rows[row.key] = row
-                path.unlink(missing_ok=True)
+                remove_models(path, model)
         finally:
             gc.unfreeze()
             shutil.rmtree(tmp, ignore_errors=True)

@@ -92,7 +92,7 @@ class MeasureSession:
     def measure(self, onnx_path: str | os.PathLike, timing, energy: bool = True) -> tuple[Measurement, dict[str, Any]]:
         """``(measurement, derived columns)`` for the model at ``onnx_path``: re-measured when a burst
         of foreign load hit it; derived = analytic memory, what the runtime ran, ``unstable``."""
-        from hwnas.devices.onnx_memory import analytic_memory
+        from hwnas.devices.onnx_memory import model_memory
 
         energy = energy and self.energy
         m = self.device.measure(onnx_path, timing, energy=energy)
@@ -106,7 +106,7 @@ class MeasureSession:
         if not energy:
             note = self.energy_note if self.energy_note else "energy not measured for ops"
             m = replace(m, energy_mj=None, energy_note=note)
-        mem = analytic_memory(onnx_path)
+        mem = model_memory(onnx_path)
         derived = {"weights_mb": mem.weights_mb, "activations_mb": mem.peak_activations_mb,
                    "analytic_memory_mb": mem.total_mb,
                    "runtime_graph": json.dumps(self.device.runtime_graph(onnx_path, self.kernel_times),
