@@ -55,7 +55,9 @@ def device_latency_model(prof, space: str, device, checkpoint: str | os.PathLike
     if rec is not None:
         say and say(f"{rec.line()} (fresh, {rec.age_h():.1f} h old)")
     else:
-        build, _ = subnet_builder(space, checkpoint, device.batch_size)
+        from hwnas.profiling.precision import in_precision
+
+        build = in_precision(device, subnet_builder(space, checkpoint, device.batch_size)[0])  # INT8: quantized
         rec = run_calibration(prof, space, device, base, build, say=say)
     return DeviceModel(rec.transfer(), base, rec.line(), True, rec)
 
