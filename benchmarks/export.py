@@ -16,10 +16,16 @@ Part B — Fashion-MNIST subnets of the shipped super-network: ``export --device
 (every runtime × policy under the accuracy budget, judged on validation images, the winner reported on the
 test split), with the table of what was tried.
 
+Part C (``--fmnist-policies DEVICE[:FLOAT]``) — Fashion-MNIST on one device: FP32, all-INT8 and the
+searched mixed policy exported as bundles at ``--batch``, their test top-1 side by side and their deployed
+models timed against the FP32 bundle's and against ORT FP32: is the mixed policy faster than FP32 and more
+accurate than all-INT8 within the budget?
+
     python benchmarks/export.py [--rounds 3] [--pairs 12] [--subnets min,mid,max] [--skip-fmnist]
     python benchmarks/export.py --tiny     # one small subnet, one round, no mixed search: a smoke run
     python benchmarks/export.py --subnets mid --no-mixed --skip-fmnist --tvm-tune-minutes 15 --stem export_tvm_tuned
     python benchmarks/export.py --batch 8 --subnets mid,max --no-mixed --no-tvm --skip-fmnist --stem export_batch8
+    python benchmarks/export.py --batch 32 --skip-imagenet --fmnist-policies openvino-cpu --stem export_fmnist_batch32
 
 ``--batch N`` exports and times every variant at batch N (throughput: the speed-up per image is the
 speed-up per batch); the default is the batch-1 latency a single request sees.
@@ -144,13 +150,7 @@ def part_a(args, work: Path, say) -> dict:
 
 
 def summarize_subnet(a, sp, rounds: dict, t0: float, load0) -> dict:
-    res = {}
-    for v, rs in rounds.items():
-        s = [x["speedup"] for x in rs]
-        res[v] = {"speedup": float(np.median(s)), "ci_low": float(min(x["speedup_ci"][0] for x in rs)),
-                  "ci_high": float(max(x["speedup_ci"][1] for x in rs)), "rounds": s,
-                  "verdicts": [x["verdict"] for x in rs], "baseline_ms": float(np.median([x["baseline_ms"] for x in rs])),
-                  "ms": float(np.median([x["candidate_ms"] for x in rs])), "pairs": [x["n_pairs"] for x in rs]}
+    res = {v: summarize_rounds(rs) for v, rs in rounds.items()}
     best = max(res, key=lambda v: res[v]["speedup"])
     return {"arch": a.to_str(), "macs_m": sp.macs(a) / 1e6, "variants": res, "best": best,
             "best_speedup": res[best]["speedup"], "meets_2x": res[best]["speedup"] >= 2.0,
@@ -169,13 +169,76 @@ def part_b(args, work: Path, say) -> dict:
     for name, a in archs.items():
         m = export(arch=a.to_str(), out=work / f"fmnist-{name}", device=args.fmnist_devices,
                    max_accuracy_drop=args.max_accuracy_drop, checkpoint=args.checkpoint, threads=args.threads,
-                   overwrite=True, progress=say).manifest
+                   batch_size=args.batch, overwrite=True, progress=say).manifest
         out[name] = {"arch": a.to_str(), "deployed": f"{m.device['name']} {m.policy_label}",
                      "reason": m.selection.get("reason"), "fp32_top1": m.accuracy.fp32_top1,
                      "top1": m.accuracy.deployed_top1, "drop_pts": m.accuracy.drop_pts, "ms": m.latency.measured_ms,
                      "fp32_ms": m.latency.fp32_ms, "table": m.selection.get("table", [])}
         say(f"{name}: {out[name]['reason']}")
     return out
+
+
+def part_c(args, work: Path, say) -> dict:
+    """Fashion-MNIST, one device: FP32, all-INT8 and the searched mixed policy exported as bundles (test
+    top-1 from each manifest), then every deployed model timed against the FP32 bundle's and against ORT
+    FP32 in paired, interleaved bursts, ``--rounds`` times in shuffled order."""
+    from hwnas.devices import get_device
+    from hwnas.exporting.bundle import DeploymentBundle
+    from hwnas.exporting.gains import GainConfig, paired_gain
+    from hwnas.pipeline import export
+    from hwnas.supernet import load_supernet
+
+    dev_name, _, fp = args.fmnist_policies.partition(":")
+    fp = fp or "fp32"
+    sp = load_supernet("fmnist-mbv3", args.checkpoint, allow_random=False)[0].space
+    archs = {"largest": sp.max_arch(), "mid": sp.sample(np.random.default_rng(3), [28])}
+    archs = {k: v for k, v in archs.items() if k in args.fmnist_subnets.split(",")}
+    dev = get_device(dev_name, threads=args.threads, batch_size=args.batch, precision=fp)
+    ort = get_device("onnxruntime-cpu", threads=args.threads, batch_size=args.batch)
+    cfg = GainConfig(min_pairs=args.pairs, step=3, max_pairs=args.pairs * 2, max_s=30.0, burst_s=0.05)
+    rng = np.random.default_rng(2)
+    out: dict = {"device": dev_name, "float_precision": fp}
+    for name, a in archs.items():
+        t0, load0 = time.time(), os.getloadavg()
+        bundles = {}
+        for pol in ("fp32", "int8", "mixed"):
+            b = export(arch=a.to_str(), out=work / f"fmnist-{name}-{pol}", device=dev_name, precision=pol,
+                       float_precision=(fp,), max_accuracy_drop=args.max_accuracy_drop, checkpoint=args.checkpoint,
+                       threads=args.threads, batch_size=args.batch, overwrite=True, progress=say)
+            bundles[pol] = b
+            say(f"{name} {pol}: {b.manifest.policy_label}, test top-1 {b.manifest.accuracy.deployed_top1:.2f} %")
+        fp32_model = bundles["fp32"].file(bundles["fp32"].manifest.deployed)
+        ort_fp32 = bundles["fp32"].file("model.fp32.onnx")
+        pairs = {f"{pol} vs {base}": (bdev, bmodel, bundles[pol].file(bundles[pol].manifest.deployed))
+                 for pol in ("int8", "mixed") for base, bdev, bmodel in (("fp32", dev, fp32_model),
+                                                                          ("ort-fp32", ort, ort_fp32))}
+        pairs["fp32 vs ort-fp32"] = (ort, ort_fp32, fp32_model)
+        rounds: dict[str, list[dict]] = {k: [] for k in pairs}
+        for _ in range(args.rounds):
+            for k in rng.permutation(list(pairs)):
+                bdev, bmodel, model = pairs[k]
+                rounds[k].append(paired_gain(bdev, bmodel, dev, model, cfg).to_dict())
+        m = {pol: b.manifest for pol, b in bundles.items()}
+        out[name] = {"arch": a.to_str(), "policies": {
+            pol: {"label": mm.policy_label, "summary": mm.policy_summary, "top1": mm.accuracy.deployed_top1,
+                  "drop_pts": mm.accuracy.drop_pts, "ran": mm.runtime_precisions.get("summary")}
+            for pol, mm in m.items()}, "fp32_top1": m["fp32"].accuracy.fp32_top1,
+            "speedups": {k: summarize_rounds(v) for k, v in rounds.items()},
+            "load_avg_start": list(load0), "load_avg_end": list(os.getloadavg()), "seconds": time.time() - t0}
+        mixed, int8 = out[name]["policies"]["mixed"], out[name]["policies"]["int8"]
+        sv = out[name]["speedups"]["mixed vs fp32"]
+        out[name]["mixed_wins"] = bool(sv["ci_low"] > 1.0 and mixed["top1"] > int8["top1"]
+                                       and mixed["drop_pts"] <= args.max_accuracy_drop)
+        say(f"{name}: mixed {sv['speedup']:.2f}x FP32, top-1 {mixed['top1']:.2f} % vs all-INT8 {int8['top1']:.2f} %")
+    return out
+
+
+def summarize_rounds(rs: list[dict]) -> dict:
+    s = [x["speedup"] for x in rs]
+    return {"speedup": float(np.median(s)), "ci_low": float(min(x["speedup_ci"][0] for x in rs)),
+            "ci_high": float(max(x["speedup_ci"][1] for x in rs)), "rounds": s,
+            "verdicts": [x["verdict"] for x in rs], "baseline_ms": float(np.median([x["baseline_ms"] for x in rs])),
+            "ms": float(np.median([x["candidate_ms"] for x in rs])), "pairs": [x["n_pairs"] for x in rs]}
 
 
 def markdown(res: dict, args) -> str:
@@ -205,6 +268,25 @@ def markdown(res: dict, args) -> str:
             if k != "weights":
                 lines.append(f"| {k} | {r['deployed']} | {r['fp32_top1']:.2f} → {r['top1']:.2f} | "
                              f"{r['fp32_ms']:.3f} → {r['ms']:.3f} | {r['reason']} |")
+    if "fmnist_policies" in res:
+        c = res["fmnist_policies"]
+        lines += ["", f"## Fashion-MNIST, one device ({c['device']}, {c['float_precision']} outside INT8): FP32, "
+                  f"all-INT8 and the searched mixed policy (≤ {args.max_accuracy_drop} pts), test top-1; speed-up "
+                  "median of rounds (95 % CI range over rounds)", "",
+                  "| subnet | policy | ran | test top-1 (drop) | vs its FP32 | vs ORT FP32 | load avg |",
+                  "|---|---|---|---|---|---|---|"]
+        for k, r in c.items():
+            if not isinstance(r, dict):
+                continue
+            for pol, p in r["policies"].items():
+                cell = {b: r["speedups"].get(f"{pol} vs {b}") for b in ("fp32", "ort-fp32")}
+                fmt = ["1.00x" if pol == "fp32" and b == "fp32" else
+                       f"{x['speedup']:.2f}x ({x['ci_low']:.2f}-{x['ci_high']:.2f})" if x else "—"
+                       for b, x in cell.items()]
+                lines.append(f"| {k} | {pol}: {p['label']} | {p['ran']} | {p['top1']:.2f} ({p['drop_pts']:+.2f}) | "
+                             f"{fmt[0]} | {fmt[1]} | {r['load_avg_start'][0]:.2f} → {r['load_avg_end'][0]:.2f} |")
+            lines.append(f"| {k} | mixed faster than FP32 and more accurate than all-INT8 within budget: "
+                         f"{'yes' if r['mixed_wins'] else 'no'} | | | | | |")
     lines.append(f"\nwall time {res['wall_s']:.0f} s; command: `{res['command']}`")
     return "\n".join(lines)
 
@@ -227,6 +309,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--skip-fmnist", action="store_true")
     ap.add_argument("--fmnist-devices", default="onnxruntime-cpu,openvino-cpu")
     ap.add_argument("--fmnist-subnets", default="largest,mid")
+    ap.add_argument("--fmnist-policies", default="", metavar="DEVICE[:FLOAT]",
+                    help="also FP32 / all-INT8 / mixed bundles on this one device (e.g. openvino-cpu:bf16), "
+                         "timed side by side")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--max-accuracy-drop", type=float, default=0.5)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -251,6 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
         res["imagenet_size"] = part_a(args, work, say)
     if not args.skip_fmnist:
         res["fmnist"] = part_b(args, work, say)
+    if args.fmnist_policies:
+        res["fmnist_policies"] = part_c(args, work, say)
     res["wall_s"] = time.time() - t0
     text = markdown(res, args)
     print(text)
