@@ -73,6 +73,30 @@ def test_a_profile_used_for_another_device_is_calibrated_and_the_record_stored(t
     assert np.median(np.abs(pred / np.array(redone.calibration.measured_ms) - 1)) < 0.15
 
 
+def test_calibration_for_an_int8_device_times_quantized_subnets(tiny_profile, monkeypatch):
+    """The calibration measures what the device runs: on an INT8 device, each subnet quantized (QDQ on
+    ONNX Runtime), never the FP32 graph the builder writes first."""
+    from pathlib import Path
+
+    from hwnas.devices import get_device
+    from hwnas.devices.base import onnx_nodes
+    from hwnas.devices.reference import REFERENCES
+    from hwnas.pipeline.predictors import device_latency_model
+
+    dev = get_device("onnxruntime-cpu", precision="int8")
+    timed, measure = [], dev.measure
+
+    def spy(model, *args, **kw):  # the real device's measurement, with what it was handed recorded
+        if Path(model).stem not in REFERENCES:
+            timed.append({op for _, op in onnx_nodes(model)})
+        return measure(model, *args, **kw)
+
+    monkeypatch.setattr(dev, "measure", spy)
+    dm = device_latency_model(tiny_profile, "tiny-mbv3", dev)
+    assert dm.calibrated and len(timed) >= 3
+    assert all({"QuantizeLinear", "DequantizeLinear"} <= ops for ops in timed)
+
+
 def test_a_profile_measured_here_is_used_as_it_is(tiny_profile):
     from hwnas.pipeline.jobs import profile_device
     from hwnas.pipeline.predictors import device_latency_model
