@@ -11,6 +11,7 @@ default on such CPUs).
 
     python benchmarks/nncf_compare.py [--max-drop 0.5] [--arch ARCH] [--val-images 2000] [--pairs 12]
     python benchmarks/nncf_compare.py --tiny    # smallest subnet, 300 validation images, 6 pairs
+    python benchmarks/nncf_compare.py --batch 32 --stem nncf_compare_batch32   # throughput: both at batch 32
 
 hwnas always judges its policies on 2,000 validation images; ``--val-images`` sets NNCF's share, so
 only the default (2000) gives both the same data (``--tiny`` gives NNCF 300, to be quick).
@@ -30,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 
-def nncf_accuracy_control(fp32: Path, calib: np.ndarray, val_items: list, max_drop: float, out_xml: Path) -> dict:
+def nncf_accuracy_control(fp32: Path, calib: np.ndarray, val_items: list, max_drop: float, out_xml: Path,
+                          batch: int = 1) -> dict:
     import nncf
     import openvino as ov
 
@@ -41,16 +43,18 @@ def nncf_accuracy_control(fp32: Path, calib: np.ndarray, val_items: list, max_dr
         req = compiled.create_infer_request()
         hits = n = 0
         for x, y in items:
-            pred = req.infer({0: x})[compiled.output(0)].argmax(1)
+            if len(x) < batch:  # the model takes fixed batches: pad the last one, count only its images
+                x = np.concatenate([x, np.zeros((batch - len(x), *x.shape[1:]), x.dtype)])
+            pred = req.infer({0: x})[compiled.output(0)].argmax(1)[:len(y)]
             hits += int((pred == y).sum())
             n += len(y)
         return 100.0 * hits / n, None
 
     t0 = time.time()
     q = nncf.quantize_with_accuracy_control(
-        ov.convert_model(str(fp32)), nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]),
+        ov.convert_model(str(fp32)), nncf.Dataset([calib[i:i + batch] for i in range(0, len(calib) - batch + 1, batch)]),
         nncf.Dataset(val_items), validate, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
-        preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib))
+        preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib) // batch)
     ov.save_model(q, str(out_xml), compress_to_fp16=False)
     del core
     return {"seconds": time.time() - t0, "model": str(out_xml)}
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pairs", type=int, default=12)
     ap.add_argument("--devices", default="onnxruntime-cpu,openvino-cpu")
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--batch", type=int, default=1, help="batch size of every model (throughput; ms per batch)")
+    ap.add_argument("--stem", default="nncf_compare", help="results file name: results/STEM.json and .md")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
 
@@ -85,28 +91,30 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="hwnas-nncf-"))
     ds = get_dataset(None, arch.space)
     train, val, test = ds.splits("train", "val", "test")
-    fp32, weights = fp32_subnet(arch, None, train, work)
+    fp32, weights = fp32_subnet(arch, None, train, work, args.batch)
     calib = train.calibration_inputs(arch.r, CALIBRATION_IMAGES)
     sens = val.sample(args.val_images)
-    items = [(x[i:i + 1], y[i:i + 1]) for x, y in sens.batches(arch.r) for i in range(len(y))]
+    items = [(x[i:i + args.batch], y[i:i + args.batch]) for x, y in sens.batches(arch.r, args.batch * 10)
+             for i in range(0, len(y), args.batch)]
     res: dict = {"host": host_facts(), "arch": arch.to_str(), "weights": weights, "max_drop": args.max_drop,
+                 "batch": args.batch,
                  "val_images": args.val_images, "command": "python benchmarks/nncf_compare.py " +
                  " ".join(argv if argv is not None else sys.argv[1:]), "load_avg_start": list(os.getloadavg())}
-    res["nncf"] = nncf_accuracy_control(fp32, calib, items, args.max_drop, work / "nncf.xml")
+    res["nncf"] = nncf_accuracy_control(fp32, calib, items, args.max_drop, work / "nncf.xml", args.batch)
     print(f"NNCF accuracy control: {res['nncf']['seconds']:.0f} s", flush=True)
     t0 = time.time()
     b = export(arch=arch.to_str(), out=work / "hwnas", device=args.devices, max_accuracy_drop=args.max_drop,
-               progress=lambda m: print(m, flush=True))
+               batch_size=args.batch, progress=lambda m: print(m, flush=True))
     m = b.manifest
     res["hwnas"] = {"seconds": time.time() - t0, "deployed": f"{m.device['name']} {m.policy_label}",
                     "reason": m.selection.get("reason"), "table": m.selection.get("table")}
-    ort = get_device("onnxruntime-cpu")
+    ort = get_device("onnxruntime-cpu", batch_size=args.batch)
     ev = lambda d: DeviceEvaluator(d, test, arch.r, {})  # noqa: E731
     fp32_top1 = ev(ort).accuracy(fp32)
     cfg = GainConfig(min_pairs=args.pairs, step=3, max_pairs=args.pairs * 2, max_s=30.0)
-    rows = {"hwnas " + res["hwnas"]["deployed"]: (get_device(m.device["name"], precision=m.device["precision"]),
-                                                 b.file(m.deployed))}
-    ov = get_device("openvino-cpu")
+    rows = {"hwnas " + res["hwnas"]["deployed"]: (get_device(m.device["name"], precision=m.device["precision"],
+                                                            batch_size=args.batch), b.file(m.deployed))}
+    ov = get_device("openvino-cpu", batch_size=args.batch)
     for p in ov.float_precisions():
         if p in ("fp32", "bf16"):
             rows[f"nncf accuracy control (openvino {p})"] = (ov.with_precision(p), work / "nncf.xml")
@@ -119,10 +127,11 @@ def main(argv: list[str] | None = None) -> dict:
                      "ort_fp32_ms": g.baseline_ms, "verdict": g.verdict}
         print(f"{name}: top-1 {top1:.2f} % (drop {fp32_top1 - top1:+.2f}), {g.describe()}", flush=True)
     res.update(fp32_top1=fp32_top1, results=out, load_avg_end=list(os.getloadavg()))
-    lines = [f"# hwnas vs NNCF quantize_with_accuracy_control ({res['host']['cpu']})", "",
+    lines = [f"# hwnas vs NNCF quantize_with_accuracy_control ({res['host']['cpu']}, ISA "
+             f"{', '.join(res['host'].get('isa', []))}, batch {args.batch})", "",
              f"Subnet `{arch.to_str()}` ({weights}); max drop {args.max_drop} pts (validation, {args.val_images} "
              f"images); judged on the test split ({len(test)} images), FP32 (ORT) top-1 {fp32_top1:.2f} %.", "",
-             "| method | test top-1 | drop | within budget | speed-up vs ORT FP32 (95 % CI) | ms | time to produce |",
+             f"| method | test top-1 | drop | within budget | speed-up vs ORT FP32 (95 % CI) | ms{' per batch' if args.batch > 1 else ''} | time to produce |",
              "|---|---|---|---|---|---|---|"]
     for name, r in out.items():
         secs = res["hwnas"]["seconds"] if name.startswith("hwnas") else res["nncf"]["seconds"]
@@ -135,8 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "nncf_compare.json").write_text(json.dumps(res, indent=1, default=float))
-    (args.out / "nncf_compare.md").write_text(text + "\n")
+    (args.out / f"{args.stem}.json").write_text(json.dumps(res, indent=1, default=float))
+    (args.out / f"{args.stem}.md").write_text(text + "\n")
     return res
 
 

@@ -38,7 +38,7 @@ LANDSCAPES = {
     "ort-int8": ("onnxruntime-cpu", {}, "int8"),  # each subnet quantized (QDQ) before it is timed
     "ov-fp32": ("openvino-cpu", {}, "fp32"),
     "ov-bf16": ("openvino-cpu", {}, "bf16"),
-    "ov-int8": ("openvino-cpu", {}, "int8"),  # each subnet quantized by NNCF (QDQ ONNX) before it is timed
+    "ov-int8": ("openvino-cpu", {}, "int8"),  # each subnet quantized by NNCF into the IR export deploys, then timed
     "tvm": ("tvm-llvm", {}, "fp32"),
 }
 
