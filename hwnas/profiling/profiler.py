@@ -2,8 +2,8 @@
 
 Backend-agnostic: it takes a :class:`~hwnas.devices.base.Device` and two *builders* — callables
 that write an ONNX file for a subnet (``build_model(arch, path)``) or for one layer
-(``build_layer(layer_spec, path)``) — so it never imports the super-network (the pipeline and
-the CLI compose them). Work is planned deterministically from the settings, each finished row
+(``build_layer(layer_spec, path)``) and return the model to time (:func:`built`) — so it never
+imports the super-network (the pipeline and the CLI compose them). Work is planned deterministically from the settings, each finished row
 is stored at once (crash-safe journal), and a re-run skips every row already stored: an
 interrupted profile resumes where it stopped.
 
@@ -42,14 +42,14 @@ BuildLayer = Callable[[Any, Path], Any]
 # a builder writes an ONNX file at the path it is handed and returns the model to time: that path,
 # None (the same), or a model it derived from it (an INT8 profile's quantized IR, see
 # hwnas.profiling.precision)
+# progress(description, done_units, total_units): a model counts MODEL_UNITS op units
+
+MODEL_UNITS = 8.0
 
 
 def built(result: Any, path: Path) -> Path:
     """The model a builder asks to be timed (its return value, else the path it was handed)."""
     return Path(result) if isinstance(result, (str, Path)) else path
-# progress(description, done_units, total_units): a model counts MODEL_UNITS op units
-
-MODEL_UNITS = 8.0
 
 
 def _model_timing():
