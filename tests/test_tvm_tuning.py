@@ -75,22 +75,6 @@ def test_time_budget_stops_tuning(tmp_path):
     assert 1 <= rep["tuned"] < rep["tasks"] and 0 < rep["trials"] < rep["tasks"] * TRIALS_PER_ITER
 
 
-def test_tuning_rounds_go_where_the_time_is():
-    """Every task gets a first round; then the largest expected saving (weight × best time × last
-    relative gain) is tuned next, and a task that stalled keeps a floor instead of being dropped."""
-    from hwnas.devices.tvm_tune import MIN_GAIN, next_task
-
-    assert next_task([True, True, True], [1, 0, 0], [1, 1, 1], [1e-3, None, None], [1, 1, 1]) == 1
-    # a 2 ms task that occurs twice beats a 3 ms one that occurs once; microsecond tasks wait
-    assert next_task([True] * 3, [1] * 3, [2, 1, 9], [2e-3, 3e-3, 1e-6], [0.5, 0.5, 0.5]) == 0
-    # the heavy task stalled (no gain last round): the next-heaviest that still improves goes first ...
-    assert next_task([True] * 2, [3, 1], [1, 1], [4e-3, 1e-3], [0.0, 0.3]) == 1
-    # ... but the stalled one is not dropped once the others gain less than its floor would
-    assert next_task([True] * 2, [3, 3], [1, 1], [4e-3, 1e-3], [0.0, MIN_GAIN / 8]) == 0
-    assert next_task([False, True], [1, 1], [9, 1], [9.0, 1e-3], [1, 1]) == 1  # capped / exhausted: skipped
-    assert next_task([False, False], [1, 1], [1, 1], [1.0, 1.0], [1, 1]) is None
-
-
 def test_tune_minutes_refused_where_nothing_is_compiled():
     from hwnas.errors import ConfigError
     from hwnas.pipeline.jobs import tuning_options

@@ -34,9 +34,6 @@ TRIALS_PER_ITER = 16
 """Candidates measured per task per round (small, so a time budget is kept closely)."""
 MAX_TRIALS_PER_TASK = 1000
 """Per-task cap when only a time budget is given."""
-MIN_GAIN = 0.02
-"""Floor of a task's last relative improvement in its tuning priority (a task that stalled once is
-not dropped for good)."""
 
 
 @dataclass
@@ -140,10 +137,6 @@ def _progress_callback(n_tasks: int, per_task: int, deadline: float | None, prog
             if not len(measure_candidates):
                 return
             state["trials"] += len(measure_candidates)
-            secs = [sum(float(x) for x in r.run_secs) / len(r.run_secs) for r in runner_results
-                    if r.error_msg is None and r.run_secs is not None and len(r.run_secs)]
-            if secs:  # the round's best candidate (seconds), for the scheduler's priority
-                state["round_best"] = min(secs + ([state["round_best"]] if state.get("round_best") else []))
             total = n_tasks * per_task
             now = time.perf_counter()
             elapsed = now - state["t0"]
@@ -168,65 +161,39 @@ def _strategy(round_trials: int):
 
 
 def _tune_rounds(todo, target, db, per_task: int, deadline: float | None, progress, state, seed: int) -> int:
-    """Rounds of up to ``TRIALS_PER_ITER`` trials for one task at a time until every task has
-    ``per_task`` trials or the deadline passes (checked before each round, so a time budget is
-    overrun by at most one round). Every task gets a first round; after that the next round goes to
-    the task with the largest expected saving — its weight (occurrences in the model) × its best
-    measured time × the relative improvement its last round brought (at least ``MIN_GAIN``) — so a
-    short budget is spent where the model's time is, not spread evenly over tasks that take
-    microseconds. Returns how many tasks got at least one trial."""
+    """Rounds of up to ``TRIALS_PER_ITER`` trials per task, task by task, until every task has
+    ``per_task`` trials or the deadline passes (checked before each task's turn, so a time budget
+    is overrun by at most one task's round). Returns how many tasks got at least one trial."""
     from tvm.s_tir import meta_schedule as ms
 
     work = tempfile.mkdtemp(prefix="hwnas-tvm-tune-")  # the work dir tune_tasks asks for; removed after
-    n_tasks = len(todo)
-    counts, exhausted, rounds = [0] * n_tasks, [False] * n_tasks, [0] * n_tasks
-    best: list[float | None] = [None] * n_tasks
-    gain = [1.0] * n_tasks
-    weights = [float(t.weight) for t in todo]
-
-    try:
-        while True:
-            i = next_task([not exhausted[k] and counts[k] < per_task for k in range(n_tasks)], rounds, weights,
-                          best, gain)
-            if i is None or (deadline is not None and time.perf_counter() >= deadline):
-                break
+    counts = [0] * len(todo)
+    exhausted = [False] * len(todo)
+    rnd = 0
+    while not all(e or c >= per_task for e, c in zip(exhausted, counts)):
+        for i, task in enumerate(todo):
+            if exhausted[i] or counts[i] >= per_task:
+                continue
+            if deadline is not None and time.perf_counter() >= deadline:
+                shutil.rmtree(work, ignore_errors=True)
+                return sum(c > 0 for c in counts)
             n = min(TRIALS_PER_ITER, per_task - counts[i])
-            contexts, ctx_weights = _contexts([todo[i]], _strategy(n), seed + 1000 * rounds[i] + i)
+            contexts, weights = _contexts([task], _strategy(n), seed + 1000 * rnd + i)
             callbacks = [*ms.MeasureCallback.create("default"),
-                         _progress_callback(n_tasks, per_task, deadline, progress, state)]
+                         _progress_callback(len(todo), per_task, deadline, progress, state)]
             before = state["trials"]
-            state["round_best"] = None
             try:
-                ms.tune_tasks(tasks=contexts, task_weights=ctx_weights, work_dir=work, max_trials_global=n,
+                ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work, max_trials_global=n,
                               max_trials_per_task=n, num_trials_per_iter=n, builder=_builder_class()(),
                               runner=_runner_class()(), database=db, measure_callbacks=callbacks,
                               cost_model=cost_model(), task_scheduler="round-robin")
             except Exception as exc:  # TVM's own error types
-                raise DeviceError(f"TVM tuning of {todo[i].task_name} failed: {str(exc).splitlines()[0][:300]}") from None
+                raise DeviceError(f"TVM tuning of {task.task_name} failed: {str(exc).splitlines()[0][:300]}") from None
             counts[i] += state["trials"] - before
             exhausted[i] = state["trials"] - before < n  # its search space has nothing new to offer
-            rounds[i] += 1
-            new = state["round_best"]
-            if new is not None:
-                if best[i] is not None:
-                    gain[i] = max(0.0, (best[i] - new) / best[i])
-                best[i] = new if best[i] is None else min(best[i], new)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        rnd += 1
+    shutil.rmtree(work, ignore_errors=True)
     return sum(c > 0 for c in counts)
-
-
-def next_task(eligible: list[bool], rounds: list[int], weights: list[float], best: list[float | None],
-              gain: list[float]) -> int | None:
-    """The task to tune next (None: none is left): the first eligible one never tuned, else the one
-    with the largest expected saving, weight × best measured time × max(last relative gain, MIN_GAIN)."""
-    todo = [i for i, ok in enumerate(eligible) if ok]
-    if not todo:
-        return None
-    fresh = [i for i in todo if rounds[i] == 0]
-    if fresh:
-        return fresh[0]
-    return max(todo, key=lambda i: weights[i] * (best[i] or 0.0) * max(gain[i], MIN_GAIN))
 
 
 def _contexts(tasks, strategy, seed: int):
