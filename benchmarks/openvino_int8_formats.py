@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.supernet import load_supernet
     from hwnas.types import PrecisionPolicy
 
+    from export import summarize_rounds  # the export benchmark's summary of paired rounds (same folder)
+
     work = Path(tempfile.mkdtemp(prefix="hwnas-bench-ovfmt-"))
     res: dict = {"host": host_facts(), "threads": args.threads, "rounds": args.rounds, "rows": [],
                  "command": "python benchmarks/openvino_int8_formats.py " +
@@ -70,10 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
             row = {"space": space, "arch": a.to_str(), "batch": b, "load_avg_start": list(load0),
                    "load_avg_end": list(os.getloadavg()),
                    "fp32_ms": float(np.median([g["baseline_ms"] for g in rounds["ir vs fp32"]]))}
-            for k, gs in rounds.items():
-                row[k] = {"speedup": float(np.median([g["speedup"] for g in gs])),
-                          "ci_low": float(min(g["speedup_ci"][0] for g in gs)),
-                          "ci_high": float(max(g["speedup_ci"][1] for g in gs)), "verdicts": [g["verdict"] for g in gs]}
+            row.update({k: summarize_rounds(gs) for k, gs in rounds.items()})
             res["rows"].append(row)
             print(f"{space} batch {b}: " + ", ".join(f"{k} {row[k]['speedup']:.2f}x" for k in pairs), flush=True)
     res["wall_s"] = time.time() - t_start
