@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ def args_of(argv):
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--sensitivity-subnets", type=int, default=3)
     ap.add_argument("--budget-subnets", type=int, default=12, help="random FP32 subnets measured to set the budgets")
+    ap.add_argument("--edge-rows", type=int, default=12, help="subnets measured end to end in both precisions to price "
+                    "conversions (0: INT8 blocks priced as measured alone)")
     ap.add_argument("--val-images", type=int, default=2000)
     ap.add_argument("--test-images", type=int, default=None, help="default: the whole test split (10,000)")
     ap.add_argument("--tiny", action="store_true", help="small everything (a smoke run)")
@@ -50,18 +53,33 @@ def args_of(argv):
     if a.tiny:
         a.seeds, a.population, a.generations, a.max_measurements, a.top_k = 1, 16, 4, 3, 1
         a.sensitivity_subnets, a.val_images, a.test_images, a.budget_subnets = 1, 500, 1000, 6
+        a.edge_rows = min(a.edge_rows, 4)
     return a
 
 
-def block_tables(space: str, r: int, work: Path, device: str):
+def block_tables(space: str, r: int, work: Path, device: str, rows: int = 0):
+    """FP32 and INT8 profiles of ``device`` holding the block table at ``r`` and, with ``rows``, the same
+    ``rows`` random subnets at ``r`` measured end to end in each precision (what prices conversions)."""
     import hwnas.pipeline.jobs as jobs
+    from hwnas.devices import get_device
     from hwnas.profiles import DeviceProfile
+    from hwnas.profiling.precision import in_precision
+    from hwnas.profiling.profiler import measure_archs
+    from hwnas.supernet.spaces import get_space
 
+    sp = get_space(space)
+    rng = np.random.default_rng(11)
+    archs = [sp.sample(rng, [r]) for _ in range(rows)]
     profs = {}
     for prec in ("fp32", "int8"):
         jobs.profile(space=(space,), out=work / f"profile-{prec}", device=device, precision=prec, samples=0, reference_set=1,
                      repeats=0, resolutions=(r,), ops=True, energy=False, kernel_times=False)
         profs[prec] = DeviceProfile.open(work / f"profile-{prec}")
+        if archs:
+            dev = get_device(device, precision=prec)
+            measure_archs(profs[prec], archs, in_precision(dev, jobs.subnet_builder(space)[0]), dev, kind="random",
+                          energy=False, kernel_times=False)
+            profs[prec] = DeviceProfile.open(work / f"profile-{prec}")
     return profs
 
 
@@ -113,11 +131,14 @@ def main(argv: list[str] | None = None) -> dict:
     from hwnas.pipeline.joint import PairEvaluator, pair_latency, quant_predictor
     from hwnas.supernet.spaces import get_space
 
+    from hwnas.devices.base import host_facts
+
     torch.set_num_threads(1)
     say = lambda m: print(m, flush=True)  # noqa: E731
     work = Path(tempfile.mkdtemp(prefix="hwnas-joint-bench-"))
+    t_start, load0 = time.perf_counter(), os.getloadavg()
     t0 = time.perf_counter()
-    profs = block_tables(a.space, a.resolution, work, a.device)
+    profs = block_tables(a.space, a.resolution, work, a.device, a.edge_rows)
     t_prof = time.perf_counter() - t0
     lut = LATENCY_MODELS.create("lut").fit([], [], profs["fp32"], space=a.space)  # the FP32 block table summed
     lat = pair_latency(lut, profs["fp32"], profs["int8"], a.space)
@@ -142,8 +163,10 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [one(pe, qp, lat, a.space, a.resolution, b, s, a, say) for b in budgets for s in range(a.seeds)]
     pe.close()
     res = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-           "device": dev.spec().to_dict(), "profile_s": t_prof, "sensitivity_s": t_sens,
-           "sensitivity_pts": [float(x) for x in qp.sensitivity_], "rows": rows, "summary": summarize(rows)}
+           "host": host_facts(), "wall_s": time.perf_counter() - t_start, "loadavg_start": list(load0),
+           "loadavg_end": list(os.getloadavg()), "device": dev.spec().to_dict(), "profile_s": t_prof, "sensitivity_s": t_sens,
+           "sensitivity_pts": [float(x) for x in qp.sensitivity_], "conversion_fit": lat.delta.edge_fit, "rows": rows,
+           "summary": summarize(rows)}
     write(a, res)
     return res
 
@@ -162,8 +185,11 @@ def write(a, res):
     a.out.mkdir(parents=True, exist_ok=True)
     tag = ("_tiny" if a.tiny else "") + ("" if a.device == "onnxruntime-cpu" else f"_{a.device}")
     (a.out / f"joint_search{tag}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    host = res.get("host", {})
     lines = [f"# Joint search vs FP32 search then quantize ({a.space}, r{a.resolution}, {a.device})", "",
-             f"`python benchmarks/joint_search.py {' '.join(sys.argv[1:])}`", "",
+             f"`python benchmarks/joint_search.py {' '.join(sys.argv[1:])}` on {host.get('cpu')} (ISA "
+             f"{', '.join(host.get('isa', []))}); wall {res.get('wall_s', 0):.0f} s, load average "
+             f"{res.get('loadavg_start', [0])[0]:.2f} → {res.get('loadavg_end', [0])[0]:.2f}", "",
              "| budget ms | seed | joint: ms / top-1 / INT8 blocks | FP32 search: ms / top-1 | then INT8: ms / top-1 |",
              "|---|---|---|---|---|"]
 
@@ -177,7 +203,8 @@ def write(a, res):
                      f"{cell(r.get('fp32_then_int8'))} |")
     lines += ["", "summary: " + json.dumps(res["summary"]), f"sensitivity (pts per slot): "
               f"{[round(x, 2) for x in res['sensitivity_pts']]}", f"block tables profiled in {res['profile_s']:.0f} s, "
-              f"sensitivities measured in {res['sensitivity_s']:.0f} s"]
+              f"sensitivities measured in {res['sensitivity_s']:.0f} s",
+              f"INT8 pricing: {json.dumps(res.get('conversion_fit', {}))}"]
     (a.out / f"joint_search{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -134,7 +134,8 @@ def quant_predictor(space: str, pe: PairEvaluator, fp32, sensitivity: Path | Non
 
 
 def pair_latency(fp32_model, fp32_profile, int8_profile, space: str):
-    """The pair latency model: FP32 end-to-end model + INT8−FP32 block deltas of the two profiles."""
+    """The pair latency model: FP32 end-to-end model + INT8−FP32 block deltas of the two profiles, with the
+    conversions at precision changes priced from the subnets both measured end to end."""
     from hwnas.latency_models.precision import PrecisionDelta, PrecisionLatency
 
     return PrecisionLatency(fp32_model, PrecisionDelta.from_profiles(fp32_profile, int8_profile, space))
@@ -220,6 +221,10 @@ def run(cfg, progress: Say | None = None):
     dev = profile_device(source, cfg.device, cfg.threads)
     dm = device_latency_model(source, cfg.space, dev, cfg.checkpoint, cfg.latency_model, cfg.calibrate, say)
     lat = pair_latency(dm.model, source, int8, cfg.space)
+    fit = lat.delta.edge_fit
+    say("INT8 blocks priced from the block tables; conversions: " + (
+        f"{fit['k0_ms'] * 1e3:.2f} µs + {fit['k1_ms_per_element'] * 1e6:.3f} ns per element, from {fit['rows']} subnets "
+        "measured in both precisions" if "k0_ms" in fit else fit["note"]))
     quiet_torch()
     pe = PairEvaluator(cfg.space, dev, cfg.checkpoint, data, seed=cfg.seed)
     out = Path(cfg.out)
