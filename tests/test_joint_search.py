@@ -128,3 +128,18 @@ def test_joint_search_refuses_data_its_predictor_was_not_fitted_on(tmp_path):
         search(space="fmnist-mbv3", profile=tmp_path / "no-profile", int8_profile=tmp_path / "no-int8-profile",
                joint_precision=True, latency_budget_ms=1.0, accuracy_predictor=other, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_joint_population_holds_uniform_pairs():
+    """All-FP32 and all-INT8 pairs are in the joint search's initial population (random bits alone
+    would almost never give the all-INT8 one, the fastest on OpenVINO)."""
+    from hwnas.searching.joint import _sample
+    from hwnas.supernet.spaces import get_space
+
+    sp = get_space("fmnist-mbv3")
+    rng = np.random.default_rng(0)
+    pairs = [_sample(sp, rng, [R], True) for _ in range(60)]
+    full = [p for p in pairs if p.int8_slots() and len(p.int8_slots()) == len(QuantArch.all_int8(p.arch).int8_slots())]
+    none = [p for p in pairs if not p.int8_slots()]
+    assert 10 <= len(full) <= 35 and 10 <= len(none) <= 35, (len(full), len(none))
+    assert all(not p.int8_slots() for p in (_sample(sp, rng, [R], False) for _ in range(20)))
