@@ -17,12 +17,17 @@ conversions per internal boundary (every layer alone paid one at each end; the I
 at its input and output). A pair then costs
 
     fp32(arch) + Σ_{INT8 layers} Δ_alone − Σ_{INT8 layers} (c(in) + c(out)) + Σ_{precision changes} c(tensor)
+               + n_up · x_up + n_down · x_down
 
 (the INT8 layers: the pair's INT8 blocks, and the head when the last block is INT8 — see
 :class:`~hwnas.types.quant_arch.QuantArch`), so an isolated INT8 block costs what it cost alone,
 and a run of INT8 layers is credited for the conversions it saves. With fewer than ``MIN_EDGE_ROWS`` shared subnets the conversions are not
 priced (``k0 = k1 = 0``: each block's delta as measured alone, an upper bound where neighbours are
-INT8 too). The closed loop measures the chosen pairs end to end either way.
+INT8 too). A change of precision *inside* the graph costs more than a conversion at a model's
+input or output, and not the same both ways: on 24 pairs measured on OpenVINO a change back to
+float cost ~42 µs more, a change to INT8 nothing more (``benchmarks/pair_latency.py``). Those two
+extras start at 0 and the closed loop refits them, with the scale, on the pairs it measures
+(:meth:`PrecisionLatency.rescaled`). The closed loop measures the chosen pairs end to end either way.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from hwnas.supernet.spaces import get_space
 MIN_EDGE_ROWS = 4
 """Subnets measured end to end in both profiles needed to price conversions (two parameters)."""
 MIN_CHANGE_PAIRS = 3
-"""Measured pairs holding an in-graph precision change needed to price such changes."""
+"""Measured pairs that change precision inside the graph needed to refit the extra cost of a change."""
 
 
 def _elements(layer) -> int:
@@ -54,15 +59,16 @@ class PrecisionDelta:
 
     def __init__(self, fp32_table: dict[str, list[tuple[float, float]]],
                  int8_table: dict[str, list[tuple[float, float]]], edge: tuple[float, float] = (0.0, 0.0),
-                 edge_fit: dict[str, Any] | None = None, change: tuple[float, float] | None = None,
+                 edge_fit: dict[str, Any] | None = None, change: tuple[float, float] = (0.0, 0.0),
                  change_fit: dict[str, Any] | None = None) -> None:
         self.fp32_table, self.int8_table = fp32_table, int8_table
         self.edge = (float(edge[0]), float(edge[1]))
         self.edge_fit = edge_fit or {"rows": 0, "note": "conversions not priced: no subnet measured in both"}
-        # a precision change inside the graph (between two layers) may cost more than a conversion at a
-        # model's input or output; priced like one until measured pairs say otherwise
+        # a change of precision inside the graph (between two layers) costs a conversion and, measured on
+        # OpenVINO, more when it goes back to float: ``change`` = the extra ms of a change up (float to
+        # INT8) and of one down (INT8 to float), 0 until measured pairs say otherwise
         # (PrecisionLatency.rescaled)
-        self.change = None if change is None else (float(change[0]), float(change[1]))
+        self.change = (float(change[0]), float(change[1]))
         self.change_fit = change_fit or {"pairs": 0, "note": "in-graph changes priced as conversions"}
 
     @classmethod
@@ -84,9 +90,6 @@ class PrecisionDelta:
     def conversion_ms(self, elements: float) -> float:
         return self.edge[0] + self.edge[1] * float(elements)
 
-    def change_ms(self, elements: float) -> float:
-        k0, k1 = self.change if self.change is not None else self.edge
-        return k0 + k1 * float(elements)
 
     def layer_delta_ms(self, layer) -> float:
         """INT8 − FP32 of any layer as measured alone (the block table holds every layer kind)."""
@@ -123,8 +126,8 @@ class PrecisionDelta:
                          "residual_ms_median_abs": float(np.median(np.abs(ra - pred))),
                          "overcount_ms_median": float(np.median(ra))}
 
-    def _parts(self, qarch) -> tuple[float, list[int]]:
-        """``(the change without in-graph precision changes, the elements of each in-graph change)``."""
+    def _parts(self, qarch) -> tuple[float, int, int]:
+        """``(the change with every conversion priced, changes up inside the graph, changes down)``."""
         layers = get_space(qarch.space).layers(qarch.arch)
         int8 = {s + 1 for s in qarch.int8_slots()}
         last = max(i for i, lyr in enumerate(layers) if lyr.kind == "mbconv")
@@ -137,29 +140,30 @@ class PrecisionDelta:
         prec = [False] + is8 + [False]
         total = sum(self.layer_delta_ms(lyr) - self.conversion_ms(tensors[i]) - self.conversion_ms(tensors[i + 1])
                     for i, lyr in enumerate(layers) if is8[i])
+        total += sum(self.conversion_ms(tensors[j]) for j in range(len(tensors)) if prec[j] != prec[j + 1])
         n = len(tensors) - 1
-        total += sum(self.conversion_ms(tensors[j]) for j in (0, n) if prec[j] != prec[j + 1])  # model input, output
-        return float(total), [tensors[j] for j in range(1, n) if prec[j] != prec[j + 1]]
+        up = sum(1 for j in range(1, n) if prec[j + 1] and not prec[j])
+        down = sum(1 for j in range(1, n) if prec[j] and not prec[j + 1])
+        return float(total), up, down
 
     def deltas(self, qarch) -> float:
         """INT8 − FP32 change (ms) of ``qarch``: its INT8 layers (blocks, and the head after an INT8 last
         block) as measured alone, less the conversions they paid alone, plus a conversion wherever the
-        precision changes at the model's input or output and a change cost wherever it changes between
-        two layers."""
-        base, changes = self._parts(qarch)
-        return base + sum(self.change_ms(e) for e in changes)
+        precision changes, and the extra cost of each change up or down inside the graph."""
+        base, up, down = self._parts(qarch)
+        return base + up * self.change[0] + down * self.change[1]
 
     def to_dict(self) -> dict[str, Any]:
         return {"fp32": {k: [list(p) for p in v] for k, v in self.fp32_table.items()},
                 "int8": {k: [list(p) for p in v] for k, v in self.int8_table.items()},
                 "edge": list(self.edge), "edge_fit": self.edge_fit,
-                "change": None if self.change is None else list(self.change), "change_fit": self.change_fit}
+                "change": list(self.change), "change_fit": self.change_fit}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrecisionDelta:
         return cls({k: [tuple(p) for p in v] for k, v in d["fp32"].items()},
                    {k: [tuple(p) for p in v] for k, v in d["int8"].items()}, tuple(d.get("edge", (0.0, 0.0))),
-                   d.get("edge_fit"), None if d.get("change") is None else tuple(d["change"]), d.get("change_fit"))
+                   d.get("edge_fit"), tuple(d.get("change") or (0.0, 0.0)), d.get("change_fit"))
 
 
 def _shared_rows(fp32_profile, int8_profile, space: str):
@@ -187,10 +191,10 @@ class PrecisionLatency:
 
     def rescaled(self, qarchs: Sequence, measured_ms: Sequence[float]) -> PrecisionLatency:
         """The same model scaled to the closed loop's measurements and, once at least
-        ``MIN_CHANGE_PAIRS`` of them hold an in-graph precision change, with that change's cost
-        refitted on them: ``measured ≈ s · (fp32 + INT8 part without changes) + s · Σ c'(changes)``,
-        solved for the scale ``s`` and ``c' = k0' + k1' · elements`` (non-negative least squares on
-        relative errors). Fewer: the median of measured / predicted."""
+        ``MIN_CHANGE_PAIRS`` of them change precision inside the graph, with the extra cost of a change
+        up and of a change down refitted on them: ``measured ≈ s · (fp32 + INT8 part) + s · (up · x_up +
+        down · x_down)``, solved for ``s``, ``x_up``, ``x_down`` (non-negative least squares on relative
+        errors). Fewer: the median of measured / predicted."""
         import copy
 
         from scipy.optimize import nnls
@@ -199,17 +203,15 @@ class PrecisionLatency:
         base = np.asarray(self.fp32_model.predict([q.arch for q in qarchs]), dtype=float)
         parts = [self.delta._parts(q) for q in qarchs]
         delta = copy.copy(self.delta)
-        n_mixed = sum(1 for _, ch in parts if ch)
+        n_mixed = sum(1 for _, up, down in parts if up or down)
         if n_mixed >= MIN_CHANGE_PAIRS:
-            x = np.array([[b + p, len(ch), float(sum(ch))] for b, (p, ch) in zip(base, parts)]) / m[:, None]
-            scale = x.max(0)
-            scale[scale == 0] = 1.0
-            coef, _ = nnls(x / scale, np.ones(len(m)))
-            u, v0, v1 = coef / scale
+            x = np.array([[b + p, up, down] for b, (p, up, down) in zip(base, parts)]) / m[:, None]
+            coef, _ = nnls(x, np.ones(len(m)))
+            u, v_up, v_down = coef
             if u > 0:
-                delta.change = (float(v0 / u), float(v1 / u))
-                resid = m - (u * (base + np.array([p for p, _ in parts])) + x[:, 1] * m * v0 + x[:, 2] * m * v1)
-                delta.change_fit = {"pairs": n_mixed, "k0_ms": delta.change[0], "k1_ms_per_element": delta.change[1],
+                delta.change = (float(v_up / u), float(v_down / u))
+                resid = m * (1.0 - x @ coef)
+                delta.change_fit = {"pairs": n_mixed, "up_ms": delta.change[0], "down_ms": delta.change[1],
                                     "residual_ms_median_abs": float(np.median(np.abs(resid)))}
                 return PrecisionLatency(self.fp32_model, delta, float(u))
         pred = base + np.array([delta.deltas(q) for q in qarchs])
