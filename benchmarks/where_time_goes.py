@@ -12,7 +12,12 @@ Printed per subnet: the share of FP32 time in each class, each variant's time pe
 FP32, and the Amdahl ceiling — the speed-up if the pointwise convolutions cost nothing and the rest
 ran as it does in that variant. It says how much a precision can still give end to end, and where.
 
-    python benchmarks/where_time_goes.py [--subnets min,mid,max] [--runs 200]
+The same breakdown for ONNX Runtime (FP32 and hwnas's static INT8, QDQ), from ORT's kernel profiler:
+convolutions are classed by their weight shape, and the quantize / dequantize kernels in "rest" are
+shown on their own. The profiler inflates kernel times, so each class is its share of the profiled
+total times the end-to-end time measured without it.
+
+    python benchmarks/where_time_goes.py [--subnets min,mid,max] [--runs 200] [--runtimes openvino,onnxruntime]
 """
 
 from __future__ import annotations
@@ -86,10 +91,81 @@ def breakdown(dev, model: Path, runs: int) -> dict:
             "kernels": {c: [k for k, _ in kernels[c].most_common(4)] for c in CLASSES}}
 
 
+def conv_class(op: str, inputs: list, by_name: dict[str, str] | None = None, node: str = "") -> str:
+    """Class of one ORT kernel: from its weight's shape ([O, I/groups, kh, kw]) where ORT shows it, else
+    (an NHWC QLinearConv, whose weights are prepacked) from the ONNX node it came from (``by_name``)."""
+    if op not in ("Conv", "FusedConv", "QLinearConv"):
+        return "rest"
+    w = inputs[1] if op in ("Conv", "FusedConv") and len(inputs) > 1 else None
+    if w is not None and len(w) == 4:
+        if w[1] == 1 and w[2] > 1:
+            return "depthwise conv"
+        return "pointwise conv" if list(w[2:]) == [1, 1] else "other conv"
+    import re
+
+    return (by_name or {}).get(re.sub(r"_token_\d+$", "", node), "other conv")
+
+
+def onnx_conv_classes(model: Path) -> dict[str, str]:
+    """ONNX Conv node name → class, from its group and kernel attributes."""
+    import onnx
+
+    out = {}
+    for n in onnx.load(str(model)).graph.node:
+        if n.op_type == "Conv":
+            a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+            k = list(a.get("kernel_shape", [1, 1]))
+            out[n.name] = "depthwise conv" if a.get("group", 1) > 1 else "pointwise conv" if k == [1, 1] else "other conv"
+    return out
+
+
+def ort_breakdown(dev, model: Path, runs: int) -> dict:
+    """Per class: microseconds per inference (profiled shares × the unprofiled median) and the kernels."""
+    from hwnas.devices.timing import TimingConfig
+
+    wall = dev.measure(model, TimingConfig(bursts=10, burst_s=0.04), reference="none").stats.median_ms * 1e3
+    recs = dev.kernel_profile(model, runs=runs)
+    by_name = onnx_conv_classes(model)
+    acc = dict.fromkeys(CLASSES, 0.0)
+    kernels: dict[str, Counter] = defaultdict(Counter)
+    qdq = 0.0
+    for r in recs:
+        c = conv_class(r["op"], r["inputs"], by_name, r["node"])
+        acc[c] += r["us"]
+        kernels[c][r["op"]] += 1
+        if r["op"] in ("QuantizeLinear", "DequantizeLinear"):
+            qdq += r["us"]
+    scale = wall / max(sum(acc.values()), 1e-9)
+    return {"wall_us": wall, "class_us": {c: v * scale for c, v in acc.items()}, "qdq_us": qdq * scale,
+            "kernels": {c: [k for k, _ in kernels[c].most_common(4)] for c in CLASSES}}
+
+
+def table(got: dict, base_us: float, extra: str | None = None) -> list[str]:
+    """Markdown rows of one runtime's variants (``base_us``: its FP32 per-class total)."""
+    head = "| variant | ms | × FP32 | " + " | ".join(f"{c} µs (share)" for c in CLASSES) + " | ceiling | "
+    head += f"{extra} | " if extra else ""
+    lines = [head + "pointwise kernels |", "|---|---|---|" + "---|" * len(CLASSES) + "---|" + ("---|" if extra else "")
+             + "---|"]
+    base_wall = got["fp32"]["wall_us"]
+    for v, g in got.items():
+        if "error" in g:
+            lines.append(f"| {v} | failed: {g['error']} |" + " |" * (len(CLASSES) + 3 + bool(extra)))
+            continue
+        tot = sum(g["class_us"].values())
+        g["speedup"] = base_wall / g["wall_us"]
+        g["ceiling_pointwise_free"] = base_us / max(tot - g["class_us"]["pointwise conv"], 1e-9)
+        cells = [f"{g['class_us'][c]:.0f} ({g['class_us'][c] / tot:.0%})" for c in CLASSES]
+        lines.append(f"| {v} | {g['wall_us'] / 1e3:.2f} | {g['speedup']:.2f}x | " + " | ".join(cells) +
+                     f" | {g['ceiling_pointwise_free']:.2f}x | " + (f"{g.get('qdq_us', 0):.0f} | " if extra else "") +
+                     f"{', '.join(g['kernels']['pointwise conv'][:2])} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subnets", default="min,mid,max")
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--runtimes", default="openvino,onnxruntime", help="comma-separated: openvino, onnxruntime")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--stem", default="where_time_goes")
     args = ap.parse_args(argv)
@@ -108,49 +184,50 @@ def main(argv: list[str] | None = None) -> dict:
     net = ElasticMBV3("ofa-mbv3-w1.0")
     sp = net.space
     archs = {"min": sp.min_arch(160), "mid": sp.sample(np.random.default_rng(0), [192]), "max": sp.max_arch(224)}
-    ov = get_device("openvino-cpu", threads=1, perf_count=True)
-    floats = ov.float_precisions()
+    runtimes = args.runtimes.split(",")
+    ov = get_device("openvino-cpu", threads=1, perf_count=True) if "openvino" in runtimes else None
+    floats = ov.float_precisions() if ov else ()
+    ort = get_device("onnxruntime-cpu", threads=1)
     rng = np.random.default_rng(1)
     res: dict = {"host": host, "subnets": {}}
-    lines = [f"# Where OpenVINO's time goes ({host.get('cpu')}, ISA {', '.join(host.get('isa', []))}, 1 thread)", "",
-             f"Per-layer counters over {args.runs} inferences per variant (median per class); 'ceiling' = end-to-end "
-             "speed-up over FP32 if that variant's pointwise convolutions cost nothing.", ""]
+    lines = [f"# Where the time goes ({host.get('cpu')}, ISA {', '.join(host.get('isa', []))}, 1 thread)", "",
+             f"OpenVINO: per-layer counters over {args.runs} inferences per variant (median per class). ONNX Runtime: "
+             "kernel-profiler shares times the unprofiled median. 'ceiling' = end-to-end speed-up over that runtime's "
+             "FP32 if the variant's pointwise convolutions cost nothing.", ""]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in args.subnets.split(","):
             a = archs[name]
             fp32 = export_subnet(net, a, work / f"{name}.onnx")
             calib = rng.standard_normal((64, 3, a.r, a.r)).astype(np.float32)
-            int8 = ov_q.quantize(fp32, work / f"{name}.int8.xml", PrecisionPolicy.uniform("int8"), calib)
-            variants = {p: (ov.with_precision(p), fp32) for p in floats}
-            variants["int8"] = (ov.with_precision("fp32"), int8)
-            if "bf16" in floats:
-                variants["int8+bf16"] = (ov.with_precision("bf16"), int8)
-            got = {}
-            for v, (d, path) in variants.items():
-                try:
-                    got[v] = breakdown(d, path, args.runs)
-                except Exception as exc:  # noqa: BLE001 — a variant the runtime refuses is a result
-                    got[v] = {"error": str(exc).splitlines()[0]}
-            base = got["fp32"]
-            bt = sum(base["class_us"].values())
-            lines += [f"## {name} ({a.to_str()}, {sp.macs(a) / 1e6:.0f} MMACs; FP32 {base['wall_us'] / 1e3:.2f} ms)", "",
-                      "| variant | ms | × FP32 | " + " | ".join(f"{c} µs (share)" for c in CLASSES) +
-                      " | ceiling | pointwise kernels |", "|---|---|---|" + "---|" * len(CLASSES) + "---|---|"]
-            for v, g in got.items():
-                if "error" in g:
-                    lines.append(f"| {v} | failed: {g['error']} |" + " |" * (len(CLASSES) + 3))
-                    continue
-                tot = sum(g["class_us"].values())
-                ceiling = bt / max(tot - g["class_us"]["pointwise conv"], 1e-9)
-                g["speedup"] = base["wall_us"] / g["wall_us"]
-                g["ceiling_pointwise_free"] = ceiling
-                cells = [f"{g['class_us'][c]:.0f} ({g['class_us'][c] / tot:.0%})" for c in CLASSES]
-                lines.append(f"| {v} | {g['wall_us'] / 1e3:.2f} | {g['speedup']:.2f}x | " + " | ".join(cells) +
-                             f" | {ceiling:.2f}x | {', '.join(g['kernels']['pointwise conv'][:2])} |")
-            lines.append("")
-            res["subnets"][name] = {"arch": a.to_str(), "macs_m": sp.macs(a) / 1e6, "variants": got}
-            print("\n".join(lines[-(len(got) + 4):]), flush=True)
+            got, ort_got = {}, {}
+            if "openvino" in runtimes:
+                int8 = ov_q.quantize(fp32, work / f"{name}.int8.xml", PrecisionPolicy.uniform("int8"), calib)
+                variants = {p: (ov.with_precision(p), fp32) for p in floats}
+                variants["int8"] = (ov.with_precision("fp32"), int8)
+                if "bf16" in floats:
+                    variants["int8+bf16"] = (ov.with_precision("bf16"), int8)
+                for v, (d, path) in variants.items():
+                    try:
+                        got[v] = breakdown(d, path, args.runs)
+                    except Exception as exc:  # noqa: BLE001 — a variant the runtime refuses is a result
+                        got[v] = {"error": str(exc).splitlines()[0]}
+            if "onnxruntime" in runtimes:
+                q8 = ort.quantizer(fp32, work, calib).build(PrecisionPolicy.uniform("int8"), work / f"{name}.ort-int8.onnx")
+                for v, path in (("fp32", fp32), ("int8", q8)):
+                    ort_got[v] = ort_breakdown(ort, path, min(args.runs, 50))
+            base = got.get("fp32") or ort_got["fp32"]
+            lines += [f"## {name} ({a.to_str()}, {sp.macs(a) / 1e6:.0f} MMACs; FP32 {base['wall_us'] / 1e3:.2f} ms)", ""]
+            if got:
+                lines += ["OpenVINO (per-layer counters):", ""] + table(got, sum(got["fp32"]["class_us"].values())) + [""]
+            if ort_got:
+                lines += ["ONNX Runtime (kernel profiler; 'Q/DQ' = the QuantizeLinear / DequantizeLinear kernels, "
+                          "part of 'rest'):", ""]
+                lines += table(ort_got, sum(ort_got["fp32"]["class_us"].values()), "Q/DQ µs")
+                lines.append("")
+            res["subnets"][name] = {"arch": a.to_str(), "macs_m": sp.macs(a) / 1e6, "variants": got,
+                                    "onnxruntime": ort_got}
+            print(f"{name} done", flush=True)
     res.update(wall_s=time.time() - t_start, loadavg_start=list(load0), loadavg_end=list(os.getloadavg()))
     lines.append(f"Load average {load0[0]:.2f} → {res['loadavg_end'][0]:.2f}; wall {res['wall_s']:.0f} s; command: "
                  f"`python benchmarks/where_time_goes.py {' '.join(argv if argv is not None else sys.argv[1:])}`")
