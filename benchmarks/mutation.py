@@ -9,6 +9,8 @@ the tests do not catch *survived*. Prints every mutant's fate and the survival r
 ``results/mutation.{json,md}``.
 
     python benchmarks/mutation.py [--only NAME ...]
+
+``--only`` runs the named mutants and updates their rows in the results (the others keep theirs).
 """
 
 from __future__ import annotations
@@ -75,6 +77,29 @@ MUTANTS = [
     ("quantizer-ignores-policy", "hwnas/devices/onnxruntime_quant.py",
      "    exclude = [n for n in names if policy.precision_for(n) != \"int8\"]", "    exclude = []",
      ["tests/test_export.py"]),
+    # the stages added with calibration, few-shot, precision profiles and the gain rule
+    ("int8-profile-times-fp32", "hwnas/profiling/profiler.py",
+     "    return Path(result) if isinstance(result, (str, Path)) else path", "    return path",
+     ["tests/test_precision_profile.py"]),
+    ("calibration-never-stale", "hwnas/profiling/calibration.py",
+     "                and self.host == host_fingerprint(device.host_facts()) and self.age_h() < MAX_AGE_H)",
+     "                )", ["tests/test_calibration.py"]),
+    ("int8-calibration-times-fp32", "hwnas/pipeline/predictors.py",
+     "        build = in_precision(device, subnet_builder(space, checkpoint, device.batch_size)[0])  # INT8: quantized",
+     "        build = subnet_builder(space, checkpoint, device.batch_size)[0]", ["tests/test_calibration.py"]),
+    ("gain-ignores-min-gain", "hwnas/exporting/gains.py", "        if (lo > 0 or hi < 0) and abs(mean) >= band:",
+     "        if lo > 0 or hi < 0:", ["tests/test_gains.py"]),
+    ("few-shot-stops-on-its-estimate", "hwnas/profiling/few_shot.py",
+     "    return len(log_errors) >= n_min and error_upper_bound(log_errors) <= target",
+     "    return float(np.mean(np.expm1(log_errors))) <= target", ["tests/test_calibration.py"]),
+    ("batch-size-unchecked", "hwnas/exporting/build.py", "    if not 1 <= sizes[0] <= CALIBRATION_IMAGES:",
+     "    if False:", ["tests/test_export.py"]),
+    ("mixed-search-times-qdq-onnx", "hwnas/exporting/mixed.py",
+     "        p = build(only(groups, names, other), workdir / label)  # the quantizer's own format (what is deployed)",
+     "        p = build(only(groups, names, other), workdir / f\"{label}.onnx\")", ["tests/test_export.py"]),
+    ("transfer-interval-ignores-source-error", "hwnas/latency_models/transfer.py",
+     "            q = math.sqrt(q**2 + conformal_quantile(src, coverage) ** 2)", "            pass",
+     ["tests/test_calibration.py"]),
 ]
 
 
@@ -115,6 +140,14 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(res)
         print(f"{res['status']:>8}  {res['name']}  ({res.get('seconds', '-')} s) {' '.join(res.get('caught_by', []))[:160]}",
               flush=True)
+    if args.only is not None and (args.results / "mutation.json").is_file():
+        # a partial run updates its mutants' rows in the full table (the others keep their last verdict)
+        mine = {r["name"]: r for r in rows}
+        old = json.loads((args.results / "mutation.json").read_text())["rows"]
+        names = [m[0] for m in MUTANTS]
+        kept = {r["name"]: r for r in old if r["name"] in names}
+        kept.update(mine)
+        rows = [kept[n] for n in names if n in kept]
     judged = [r for r in rows if r["status"] in ("killed", "survived")]
     survived = [r["name"] for r in judged if r["status"] == "survived"]
     out = {"mutants": len(rows), "judged": len(judged), "survived": survived,

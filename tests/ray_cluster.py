@@ -9,11 +9,12 @@ from pathlib import Path
 
 from hwnas.devices.loopback import LoopbackCluster  # noqa: F401  (re-exported for the tests)
 
-LEAN_PACKAGES = ("numpy", "onnxruntime", "ray")
+LEAN_PACKAGES = ("numpy", "onnxruntime", "openvino", "ray")
 
 
 def board_python(root: Path) -> Path:
-    """A virtual environment with only numpy, onnxruntime and ray (this machine's versions); its python."""
+    """A virtual environment with only numpy, the two CPU runtimes (ONNX Runtime, OpenVINO) and ray (this
+    machine's versions); its python."""
     venv = root / "board-venv"
     py = venv / "bin" / "python"
     if not py.exists():

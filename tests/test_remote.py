@@ -271,6 +271,29 @@ def test_remote_profile_agrees_with_local(cluster, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ray
+def test_openvino_int8_profile_on_a_board_times_the_ir(cluster, tmp_path):
+    """An OpenVINO INT8 profile on a board (no onnx, no NNCF there): NNCF quantizes here, the IR goes
+    to the board with its weights file, and the board's runtime model runs the convolutions in INT8."""
+    pytest.importorskip("nncf")
+    from hwnas.profiles import DeviceProfile
+
+    out = tmp_path / "ov8"
+    rep = _quick(out=out, device="openvino-cpu@board-b", cluster=cluster.address, precision="int8", samples=2,
+                 reference_set=1, repeats=0, ops=False, quick=True, energy=False)
+    assert rep.spaces["tiny-mbv3"]["boards"] == {"board-b": 3}
+    prof = DeviceProfile.open(out)
+    assert prof.host["board"] == "board-b" and dict(prof.spec.options)["int8_model"] == "ir"
+    assert prof.spec.precision == "int8" and prof.spec.runtime == "openvino"
+    rows = prof.models_df("tiny-mbv3")
+    assert len(rows) == 3 and (rows["latency_ms"] > 0).all() and (rows["weights_mb"] > 0).all()
+    for g in rows["runtime_graph"]:
+        convs = [n for n in json.loads(g)["nodes"] if n["op"] == "Convolution"]
+        assert convs and sum(n["precision"] in ("u8", "i8") for n in convs) >= 0.9 * len(convs), convs
+    assert not list(out.rglob("*.xml")) and not list(out.rglob("*.bin"))
+
+
+@pytest.mark.slow
+@pytest.mark.ray
 def test_fleet_fans_out_and_records_who_measured_what(cluster, tmp_path):
     from hwnas.pipeline.jobs import device_from, subnet_builder
     from hwnas.profiles import DeviceProfile
