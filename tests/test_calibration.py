@@ -176,6 +176,10 @@ def test_transfer_maps_a_shifted_device_from_few_measurements():
     assert s["within_10"] >= 0.95 and s["kendall_tau"] > 0.95
     untransferred = score(y * 0.87, base.predict(archs))
     assert untransferred["within_10"] < 0.5  # what using the profile unchecked would have shown
+    # the calibration subnets were among the base model's training rows, so the map's own leave-one-out
+    # errors are too tight for new subnets (74 % here); with the base model's out-of-sample error: 92 %
+    _, lo, hi = t.predict_interval(archs, 0.9)
+    assert 0.85 <= coverage_of(y * 0.87, lo, hi) <= 0.97
 
 
 @pytest.mark.openvino
