@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -101,8 +102,6 @@ def conv_class(op: str, inputs: list, by_name: dict[str, str] | None = None, nod
         if w[1] == 1 and w[2] > 1:
             return "depthwise conv"
         return "pointwise conv" if list(w[2:]) == [1, 1] else "other conv"
-    import re
-
     return (by_name or {}).get(re.sub(r"_token_\d+$", "", node), "other conv")
 
 

@@ -214,5 +214,6 @@ class PrecisionLatency:
                 delta.change_fit = {"pairs": n_mixed, "up_ms": delta.change[0], "down_ms": delta.change[1],
                                     "residual_ms_median_abs": float(np.median(np.abs(resid)))}
                 return PrecisionLatency(self.fp32_model, delta, float(u))
-        pred = base + np.array([delta.deltas(q) for q in qarchs])
+        x_up, x_down = delta.change
+        pred = base + np.array([p + up * x_up + down * x_down for p, up, down in parts])  # deltas(), from the parts
         return PrecisionLatency(self.fp32_model, delta, float(np.median(m / np.maximum(pred, 1e-9))))
